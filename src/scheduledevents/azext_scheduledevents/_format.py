@@ -1,0 +1,35 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""Table transformers for ``-o table``."""
+
+
+def _yes_no(value):
+    return '' if value is None else ('yes' if value else 'no')
+
+
+def transform_event_table(result):
+    """Events (a list, one event, or a ``--document``) as rows a person can scan."""
+    if isinstance(result, dict):
+        result = result.get('Events', [result])
+    return [{
+        'EventId': event.get('EventId'),
+        'Type': event.get('EventType'),
+        'Status': event.get('EventStatus'),
+        'NotBefore': event.get('NotBefore'),
+        'SecondsLeft': '' if event.get('SecondsUntilNotBefore') is None else event['SecondsUntilNotBefore'],
+        'ThisVm': _yes_no(event.get('AffectsThisVm')),
+        'Source': event.get('EventSource', ''),
+        'Resources': ', '.join(event.get('Resources', [])),
+    } for event in result]
+
+
+def transform_approval_table(result):
+    return [{
+        'EventId': item['EventId'],
+        'Type': item['EventType'] or '',
+        'Before': item['StatusBefore'],
+        'After': item['EventStatus'],
+        'Sent': _yes_no(item['ApprovalSent']),
+    } for item in result]

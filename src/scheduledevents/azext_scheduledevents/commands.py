@@ -1,0 +1,18 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+
+from azext_scheduledevents._format import transform_approval_table, transform_event_table
+from azext_scheduledevents._validators import validate_approve, validate_emulator, validate_imds_options
+
+
+def load_command_table(self, _):
+    with self.command_group('scheduled-events', is_preview=True) as g:
+        g.custom_command('list', 'list_events', validator=validate_imds_options,
+                         table_transformer=transform_event_table)
+        g.custom_show_command('show', 'show_event', validator=validate_imds_options,
+                              table_transformer=transform_event_table)
+        g.custom_command('approve', 'approve_events', validator=validate_approve,
+                         table_transformer=transform_approval_table)
+        g.custom_command('emulator', 'run_emulator', validator=validate_emulator)

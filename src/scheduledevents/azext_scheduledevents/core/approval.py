@@ -1,0 +1,73 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""Approving events safely: check the document before the POST, and read it again after.
+
+IMDS's answer to a StartRequests for an unknown or already Started id is not documented, so the POST's
+status proves nothing; the document does.
+"""
+
+from dataclasses import dataclass
+
+from knack.log import get_logger
+
+from .errors import EventNotFoundError
+from .events import EventStatus, validate_event_id
+
+logger = get_logger(__name__)
+
+NOT_IN_DOCUMENT = 'NotInDocument'
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    """What happened to one requested id: its status before the POST and in the document after it."""
+
+    event_id: str
+    event_type: str | None
+    status_before: str
+    status_after: str
+    sent: bool
+
+    def to_dict(self):
+        return {'EventId': self.event_id, 'EventType': self.event_type, 'StatusBefore': self.status_before,
+                'EventStatus': self.status_after, 'ApprovalSent': self.sent}
+
+
+def approve_events(client, event_ids, *, force=False):
+    """Approve ``event_ids`` through ``client`` (an ``ImdsClient``) and report each id's outcome.
+
+    Every id must be a GUID before anything is sent. Unless ``force``, every id must be in the current
+    document; ids are sent as the document spells them. Events already Started are not sent again.
+
+        approve_events(ImdsClient(), ['C7061BAC-AFDC-4513-B24B-AA5F13A16123'])
+    """
+    ids = list(dict.fromkeys(validate_event_id(event_id) for event_id in event_ids))
+    before = client.get_document()
+    missing = [event_id for event_id in ids if before.get(event_id) is None]
+    if missing and not force:
+        raise EventNotFoundError(f'not in the Scheduled Events document: {", ".join(missing)}', event_ids=missing)
+    to_send = []
+    for event_id in ids:
+        event = before.get(event_id)
+        if event is None or event.event_status != EventStatus.STARTED:
+            to_send.append(event.event_id if event else event_id)
+    if to_send:
+        client.approve(to_send)
+    after = client.get_document() if to_send else before
+    results = []
+    for event_id in ids:
+        old, new = before.get(event_id), after.get(event_id)
+        known = new or old
+        results.append(ApprovalResult(
+            event_id=known.event_id if known else event_id,
+            event_type=known.event_type if known else None,
+            status_before=old.event_status if old else NOT_IN_DOCUMENT,
+            status_after=new.event_status if new else NOT_IN_DOCUMENT,
+            sent=(known.event_id if known else event_id) in to_send))
+    for result in results:
+        if result.sent and result.status_after == EventStatus.SCHEDULED:
+            logger.warning('Event %s is still Scheduled after approval: Azure may be waiting for other VMs on '
+                           'the same host.', result.event_id)
+    return results

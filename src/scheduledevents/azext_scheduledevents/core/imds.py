@@ -1,0 +1,216 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""The Instance Metadata Service client: the one module that knows IMDS's address, paths and header.
+
+It speaks plain HTTP through the standard library's ``http.client``, which never consults HTTP_PROXY or
+HTTPS_PROXY (IMDS must be reached directly) and adds no X-Forwarded-For, and costs no import time that az
+has not already paid. One connection is kept alive across calls.
+"""
+
+import http.client
+import json
+import random
+import socket
+import time
+from urllib.parse import urlencode, urlsplit
+
+from knack.log import get_logger
+
+from .config import DEFAULT_RETRY_POLICY
+from .errors import (ImdsProtocolError, ImdsRejectedError, ImdsResponseError, ImdsTimeoutError,
+                     ImdsUnreachableError, InvalidEndpointError)
+from .events import EventsDocument, validate_event_id
+
+logger = get_logger(__name__)
+
+DEFAULT_ENDPOINT = 'http://169.254.169.254'
+SCHEDULED_EVENTS_PATH = '/metadata/scheduledevents'
+INSTANCE_PATH = '/metadata/instance'
+METADATA_HEADER = 'Metadata'
+# Oldest first. Preempt arrived in 2017-11-01, Terminate in 2019-01-01; see events.FIELDS_ADDED_IN.
+API_VERSIONS = ('2017-03-01', '2017-08-01', '2017-11-01', '2019-01-01', '2019-04-01', '2019-08-01', '2020-07-01')
+DEFAULT_API_VERSION = API_VERSIONS[-1]
+INSTANCE_API_VERSION = '2021-02-01'
+
+# 410 while the service starts (retry for about 70 s), 429 over the rate limit, 5xx on service faults.
+_RETRIED_STATUSES = frozenset({410, 429}) | frozenset(range(500, 600))
+
+
+def parse_endpoint(endpoint):
+    """``'http://127.0.0.1:8169'`` -> ``('127.0.0.1', 8169)``; anything else -> ``InvalidEndpointError``."""
+    parts = urlsplit(endpoint.strip()) if isinstance(endpoint, str) else None
+    try:
+        port = parts.port if parts else None
+    except ValueError:
+        port = -1
+    if (not parts or parts.scheme != 'http' or not parts.hostname or port == -1
+            or parts.path not in ('', '/') or parts.query or parts.fragment or parts.username):
+        raise InvalidEndpointError(f'IMDS endpoint {endpoint!r} is not a plain http://host[:port] URL '
+                                   f'(the default is {DEFAULT_ENDPOINT}).')
+    return parts.hostname, port or 80
+
+
+class ImdsClient:
+    """Reads and approves Scheduled Events, and reads this VM's instance metadata.
+
+    Every call is retried on 410, 429, 5xx and dropped connections with the ``retry`` policy, within its
+    deadline. A refused or timed-out connect is not retried: IMDS answers at once on every Azure VM.
+
+        with ImdsClient() as imds:                       # http://169.254.169.254
+            document = imds.get_document()
+        ImdsClient('http://127.0.0.1:8169')              # the emulator
+    """
+
+    def __init__(self, endpoint=DEFAULT_ENDPOINT, *, api_version=DEFAULT_API_VERSION, retry=DEFAULT_RETRY_POLICY,
+                 clock=time.monotonic, sleep=time.sleep, rng=random.random):
+        self.endpoint = endpoint.strip().rstrip('/')
+        self._host, self._port = parse_endpoint(endpoint)
+        self.api_version = api_version
+        self.retry = retry
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def get_document(self, *, deadline_in_seconds=None):
+        """GET the Scheduled Events document. Retried: a GET changes nothing."""
+        body = self._request('GET', SCHEDULED_EVENTS_PATH, {'api-version': self.api_version},
+                             deadline_in_seconds=deadline_in_seconds)
+        return EventsDocument.from_wire(self._json(body))
+
+    def approve(self, event_ids, *, deadline_in_seconds=None):
+        """POST a StartRequests for ``event_ids``. Retried: approving an approved event is a no-op (200).
+
+        IMDS's answer for an unknown or already Started id is not documented, so callers confirm the
+        outcome by reading the document again rather than trusting this POST's status.
+        """
+        ids = [validate_event_id(event_id) for event_id in event_ids]
+        if not ids:
+            raise ValueError('approve() needs at least one event id')
+        payload = json.dumps({'StartRequests': [{'EventId': event_id} for event_id in ids]}).encode()
+        self._request('POST', SCHEDULED_EVENTS_PATH, {'api-version': self.api_version}, payload,
+                      deadline_in_seconds=deadline_in_seconds)
+
+    def vm_name(self, *, deadline_in_seconds=None):
+        """This VM's ``compute.name`` (``myvmss_3`` for a scale-set instance): the name events list."""
+        body = self._request('GET', INSTANCE_PATH + '/compute/name',
+                             {'api-version': INSTANCE_API_VERSION, 'format': 'text'},
+                             deadline_in_seconds=deadline_in_seconds)
+        return body.decode('utf-8', 'replace').strip()
+
+    def _json(self, body):
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ImdsProtocolError(f'IMDS at {self.endpoint} answered with a body that is not JSON: '
+                                    f'{body[:80]!r}', endpoint=self.endpoint) from None
+
+    def _request(self, method, path, query, payload=None, *, deadline_in_seconds=None):
+        """One call with retries; returns the body of a 2xx answer."""
+        url = f'{path}?{urlencode(query)}'
+        deadline = self._clock() + (deadline_in_seconds or self.retry.deadline_in_seconds)
+        headers = {METADATA_HEADER: 'true'}
+        if payload is not None:
+            headers['Content-Type'] = 'application/json'
+        attempt = 0
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise ImdsTimeoutError(f'IMDS at {self.endpoint} did not answer {method} {path} in time.',
+                                       endpoint=self.endpoint)
+            try:
+                status, reason, retry_after, body = self._send(method, url, payload, headers, remaining)
+            except socket.timeout:
+                raise ImdsTimeoutError(f'IMDS at {self.endpoint} did not answer {method} {path} in time.',
+                                       endpoint=self.endpoint) from None
+            except (ConnectionError, http.client.HTTPException) as ex:
+                # A reset or a dropped keep-alive connection: the request may be sent again.
+                failure = f'connection dropped ({type(ex).__name__})'
+                retry_after = None
+            else:
+                if 200 <= status < 300:
+                    return body
+                if status not in _RETRIED_STATUSES:
+                    raise self._response_error(method, path, status, reason, body)
+                failure = f'{status} {reason}'
+            delay = self.retry.delay(attempt, self._rng) if retry_after is None else retry_after
+            if self._clock() + delay >= deadline:
+                raise ImdsTimeoutError(f'IMDS at {self.endpoint} still answered {failure} to {method} {path} '
+                                       'when the deadline came.', endpoint=self.endpoint)
+            logger.info('IMDS answered %s to %s %s; retrying in %.1f s', failure, method, path, delay)
+            self._sleep(delay)
+            attempt += 1
+
+    def _send(self, method, url, payload, headers, remaining):
+        """One HTTP exchange on the kept-alive connection, opening it first if needed."""
+        if self._conn is None:
+            conn = http.client.HTTPConnection(self._host, self._port,
+                                              timeout=min(self.retry.connect_timeout_in_seconds, remaining))
+            try:
+                conn.connect()
+            except OSError as ex:
+                conn.close()
+                raise ImdsUnreachableError(f'IMDS is not reachable at {self.endpoint} ({_reason(ex)}): '
+                                           'is this an Azure VM?', endpoint=self.endpoint) from None
+            self._conn = conn
+        self._conn.sock.settimeout(remaining)
+        try:
+            self._conn.request(method, url, body=payload, headers=headers)
+            response = self._conn.getresponse()
+            body = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, response.reason, _retry_after(response), body
+
+    def _response_error(self, method, path, status, reason, body):
+        detail = _error_detail(body)
+        if status == 400:
+            return ImdsRejectedError(f'IMDS at {self.endpoint} rejected {method} {path}: {detail}',
+                                     endpoint=self.endpoint, status=status, body=body)
+        return ImdsResponseError(f'IMDS at {self.endpoint} answered {status} {reason} to {method} {path}'
+                                 + (f': {detail}' if detail else ''),
+                                 endpoint=self.endpoint, status=status, body=body)
+
+
+def _reason(ex):
+    if isinstance(ex, socket.timeout):
+        return 'connection timed out'
+    return ex.strerror or type(ex).__name__
+
+
+def _retry_after(response):
+    value = response.getheader('Retry-After')
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error_detail(body):
+    """IMDS error bodies are ``{"error": "...", "newest-versions": [...]}``; say both in one line."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return body[:200].decode('utf-8', 'replace').strip()
+    if not isinstance(obj, dict):
+        return str(obj)[:200]
+    detail = str(obj.get('error', obj))
+    if obj.get('newest-versions'):
+        detail += f' (newest api-versions: {", ".join(map(str, obj["newest-versions"]))})'
+    return detail
