@@ -49,8 +49,8 @@ def approve_events(cmd, event_ids, force=False, api_version=None, timeout=None):
         return [result.to_dict() for result in approve(client, event_ids, force=force)]
 
 
-def run_emulator(cmd, host='127.0.0.1', port=8169, scenario='empty', speed=1.0, vm_name='web_0',  # pylint: disable=unused-argument
-                 terminate_notice=None, rate_limit=5):
+def run_emulator(cmd, host='127.0.0.1', port=8169, scenario='empty',  # pylint: disable=unused-argument
+                 speed=1.0, vm_name='web_0', terminate_notice=None, rate_limit=5):
     from azure.cli.core.azclierror import FileOperationError, InvalidArgumentValueError
     from azext_scheduledevents.emulator.imds import ImdsEmulator, serve_until_stopped
     from azext_scheduledevents.emulator.scenarios import ScenarioError

@@ -43,7 +43,10 @@ def approve_events(client, event_ids, *, force=False):
 
         approve_events(ImdsClient(), ['C7061BAC-AFDC-4513-B24B-AA5F13A16123'])
     """
-    ids = list(dict.fromkeys(validate_event_id(event_id) for event_id in event_ids))
+    unique = {}
+    for event_id in event_ids:
+        unique.setdefault(validate_event_id(event_id).lower(), event_id)
+    ids = list(unique.values())
     before = client.get_document()
     missing = [event_id for event_id in ids if before.get(event_id) is None]
     if missing and not force:

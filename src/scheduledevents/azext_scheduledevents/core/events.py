@@ -57,7 +57,7 @@ MINIMUM_NOTICE_IN_SECONDS = {
     EventType.TERMINATE: 5 * 60,
 }
 
-_GUID = re.compile(r'^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$')
+_GUID = re.compile(r'[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}')
 _KNOWN_FIELDS = ('EventId', 'EventType', 'ResourceType', 'Resources', 'EventStatus', 'NotBefore',
                  'Description', 'EventSource', 'DurationInSeconds')
 
@@ -67,7 +67,7 @@ def validate_event_id(event_id):
 
         validate_event_id('C7061BAC-AFDC-4513-B24B-AA5F13A16123')
     """
-    if not isinstance(event_id, str) or not _GUID.match(event_id):
+    if not isinstance(event_id, str) or not _GUID.fullmatch(event_id):
         raise InvalidEventIdError(f'{event_id!r} is not an event id: event ids are GUIDs such as '
                                   'C7061BAC-AFDC-4513-B24B-AA5F13A16123.')
     return event_id

@@ -149,7 +149,9 @@ class ImdsEmulator:
         return f'http://{host}:{port}'
 
     def start(self):
-        self._thread = threading.Thread(target=self._server.serve_forever, name='imds-emulator', daemon=True)
+        # A short poll interval keeps stop() quick; serving itself does not poll.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.05},
+                                        name='imds-emulator', daemon=True)
         self._thread.start()
         return self
 
@@ -371,16 +373,15 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(CONTROL_PREFIX + '/') or path == CONTROL_PREFIX:
             self._control(method, path[len(CONTROL_PREFIX):], body)
             return
-        entry = {'time': time.time(), 'method': method, 'path': path, 'query': query,
-                 'metadata_header': self.headers.get(METADATA_HEADER),
-                 'x_forwarded_for': self.headers.get('X-Forwarded-For'),
-                 'body': body.decode('utf-8', 'replace') if body else None, 'fault': None}
-        status = self._imds(method, path, query, body, entry)
-        entry['status'] = status
-        self.emulator._record(entry)
+        # Logged just before the answer goes out, so a client that has its answer finds it in the log.
+        self._entry = {'time': time.time(), 'method': method, 'path': path, 'query': query,
+                       'metadata_header': self.headers.get(METADATA_HEADER),
+                       'x_forwarded_for': self.headers.get('X-Forwarded-For'),
+                       'body': body.decode('utf-8', 'replace') if body else None, 'fault': None}
+        self._imds(method, path, query, body, self._entry)
 
     def _imds(self, method, path, query, body, entry):
-        """Serve one IMDS request and return the status sent (0 for a reset connection)."""
+        """Serve one IMDS request; returns the status sent (0 for a reset connection)."""
         if path == SCHEDULED_EVENTS_PATH:
             path_kind, methods = 'scheduledevents', ('GET', 'POST')
         elif path == INSTANCE_PATH or path.startswith(INSTANCE_PATH + '/'):
@@ -469,6 +470,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send_raw(status, json.dumps(obj).encode(), 'application/json; charset=utf-8', headers)
 
     def _send_raw(self, status, data, content_type, headers=None):
+        self._log_answer(status)
         self.send_response(status)
         self.send_header('Content-Type', content_type)
         self.send_header('Content-Length', str(len(data)))
@@ -478,8 +480,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
         return status
 
+    def _log_answer(self, status):
+        entry, self._entry = getattr(self, '_entry', None), None
+        if entry is not None:
+            entry['status'] = status
+            self.emulator._record(entry)
+
     def _reset(self):
         """Drop the connection with a TCP RST, as a crashed or overloaded service would."""
+        self._log_answer(0)
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
         self.close_connection = True
         self.connection.close()
