@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from . import netguard
-from .conftest import AZ
+from .azcli import AZ
 
 
 @pytest.fixture
