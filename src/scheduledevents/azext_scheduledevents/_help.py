@@ -62,6 +62,45 @@ examples:
     text: az scheduled-events approve --event-id $(az scheduled-events list --this-vm --query "[?EventStatus=='Scheduled'].EventId" -o tsv)
 """
 
+helps['scheduled-events watch'] = """
+type: command
+short-summary: Watch for events and act on each one once, as a quiet daemon; approve only when it is safe.
+long-summary: >
+    Polls every --interval seconds and turns changes into transitions: scheduled (a new event), rescheduled
+    (NotBefore moved), started (approved, NotBefore passed, or already Started as after a hardware failure)
+    and completed (the event left the document: finished or canceled, IMDS never says which). Each
+    transition is printed as one JSON line on stdout (-o table prints text lines instead), and its
+    commands run in order, each with the event as JSON on stdin and in SCHEDULED_EVENT_* variables, never
+    on a command line. By default only events whose Resources name this VM are acted on.
+    Nothing is approved unless --approve says so. With --approve after-handlers an event is approved only
+    when every --on-scheduled command exited 0 within its deadline (the smaller of --handler-timeout and
+    the time left before NotBefore minus --deadline-margin); a failed or timed-out command means no
+    approval, said plainly in the log. Approving releases the event for every VM in its Resources: with
+    --approver leader only the VM named first approves, so a group moves when its first member is ready,
+    at the cost of waiting for NotBefore when that VM is down.
+    A state directory records every transition, command, notification and approval before and after it
+    happens, so after a crash or a reboot nothing runs twice and nothing is missed; events that finished
+    while the watcher was down get their completed transition when it starts again (the "maintenance
+    finished" signal IMDS does not give). IMDS faults are retried for ever. SIGTERM or Ctrl-C lets the
+    running command finish, saves the state and exits 0. Run it as a service (--print-systemd-unit), not
+    from a one-minute timer, which can miss a 30-second Preempt.
+examples:
+  - name: Print transitions of this VM's events as JSON lines.
+    text: az scheduled-events watch
+  - name: Drain before maintenance, approve only after a successful drain, undo it when maintenance is over.
+    text: az scheduled-events watch --on-scheduled "/usr/local/bin/drain --grace 20" --on-completed /usr/local/bin/undrain --approve after-handlers
+  - name: Checkpoint on Spot eviction and approve at once.
+    text: az scheduled-events watch --event-types Preempt --on-scheduled /opt/app/checkpoint --approve immediately
+  - name: Send every transition to a webhook and to a custom Event Grid topic.
+    text: SCHEDULED_EVENTS_EVENT_GRID_KEY=<key> az scheduled-events watch --webhook https://hooks.example.com/se --event-grid-topic https://mytopic.westus2-1.eventgrid.azure.net/api/events
+  - name: One poll from a timer or cron job.
+    text: az scheduled-events watch --once --on-scheduled /usr/local/bin/drain --approve after-handlers
+  - name: Install as a systemd service.
+    text: |
+        az scheduled-events watch --on-scheduled /usr/local/bin/drain --approve after-handlers --print-systemd-unit | sudo tee /etc/systemd/system/scheduled-events-watch.service
+        sudo systemctl daemon-reload && sudo systemctl enable --now scheduled-events-watch
+"""
+
 helps['scheduled-events emulator'] = """
 type: command
 short-summary: Run a local IMDS emulator to try handlers and scripts before real maintenance comes.

@@ -6,7 +6,11 @@
 
 from knack.arguments import CLIArgumentType
 
-from azext_scheduledevents.core.config import IMDS_DEADLINE_IN_SECONDS
+from azure.cli.core.commands.parameters import get_enum_type
+
+from azext_scheduledevents.core.approval import APPROVE_MODES
+from azext_scheduledevents.core.config import (DEADLINE_MARGIN_IN_SECONDS, HANDLER_TIMEOUT_IN_SECONDS,
+                                               IMDS_DEADLINE_IN_SECONDS, WATCH_INTERVAL_IN_SECONDS)
 from azext_scheduledevents.core.imds import DEFAULT_API_VERSION
 
 event_id_type = CLIArgumentType(options_list=['--event-id'], help='Id (a GUID) of a scheduled event, as EventId shows it.')
@@ -33,6 +37,43 @@ def load_arguments(self, _):
                    help='Ids (GUIDs) of the events to approve. Approving starts an event for every VM in its Resources.')
         c.argument('force', options_list=['--force'], action='store_true',
                    help='Send the approval even for ids that are not in the current document.')
+
+    with self.argument_context('scheduled-events watch') as c:
+        for kind in ('scheduled', 'started', 'completed'):
+            c.argument(f'on_{kind}', options_list=[f'--on-{kind}'], action='append',
+                       help=f'Command to run for each {kind} transition, without a shell; repeat for several, run in order. The event arrives as JSON on stdin and as SCHEDULED_EVENT_* variables.')
+        c.argument('webhook', options_list=['--webhook'], action='append',
+                   help='URL to POST every transition to, as a CloudEvents 1.0 structured event; repeat for several.')
+        c.argument('event_grid_topic', options_list=['--event-grid-topic'],
+                   help='Endpoint of a custom Event Grid topic to publish every transition to (Event Grid schema).')
+        c.argument('event_grid_key_env', options_list=['--event-grid-key-env'],
+                   help='Environment variable that holds the Event Grid topic key. Default: SCHEDULED_EVENTS_EVENT_GRID_KEY.')
+        c.argument('syslog', options_list=['--syslog'], action='store_true', help='Also write every transition to the local syslog (and so the journal).')
+        c.argument('syslog_socket', options_list=['--syslog-socket'], help='Syslog socket. Default: /dev/log.')
+        c.argument('approve', arg_type=get_enum_type(APPROVE_MODES),
+                   help='When to approve Scheduled events: never (default), after-handlers (only when every --on-scheduled command exited 0 in time), or immediately.')
+        c.argument('approve_types', options_list=['--approve-types'], nargs='+',
+                   help='Only approve events of these types (Freeze, Reboot, Redeploy, Preempt, Terminate). Default: all.')
+        c.argument('approve_user_initiated', options_list=['--approve-user-initiated', '--approve-user'], action='store_true',
+                   help='Also approve events a user started (EventSource User). By default only Platform events are approved.')
+        c.argument('approver', arg_type=get_enum_type(['self', 'leader']),
+                   help='self: this VM approves. leader: only the VM named first in Resources approves, the others run their handlers and wait. Default: self.')
+        c.argument('interval', options_list=['--interval'], type=float, default=WATCH_INTERVAL_IN_SECONDS,
+                   help='Seconds between polls. Default: 1, as the documentation recommends (Preempt gives 30 s of notice).')
+        c.argument('all_resources', options_list=['--all-resources'], action='store_true',
+                   help='Act on every event in the document, not only those whose Resources name this VM.')
+        c.argument('event_types', options_list=['--event-types'], nargs='+', help='Only act on events of these types. Default: all.')
+        c.argument('ignore_freeze_under', options_list=['--ignore-freeze-under'], type=float,
+                   help='Ignore Freeze events whose DurationInSeconds is known and below this many seconds.')
+        c.argument('handler_timeout', options_list=['--handler-timeout'], type=float, default=HANDLER_TIMEOUT_IN_SECONDS,
+                   help='Longest a command may run. For a Scheduled event it is also cut to the time left before NotBefore minus --deadline-margin. Default: 300.')
+        c.argument('deadline_margin', options_list=['--deadline-margin'], type=float, default=DEADLINE_MARGIN_IN_SECONDS,
+                   help='Seconds before NotBefore by which Scheduled handlers must be done. Default: 5.')
+        c.argument('state_dir', options_list=['--state-dir'],
+                   help='Directory of the state that makes every step run once across restarts. Default: scheduled-events under the az config directory.')
+        c.argument('once', options_list=['--once'], action='store_true', help='Poll once, act, and exit (for timers and cron).')
+        c.argument('print_systemd_unit', options_list=['--print-systemd-unit'], action='store_true',
+                   help='Print a systemd service unit that runs this exact watch command, and exit.')
 
     with self.argument_context('scheduled-events emulator') as c:
         c.argument('host', options_list=['--host'], default='127.0.0.1', help='Address to listen on. Default: 127.0.0.1.')

@@ -30,6 +30,32 @@ def validate_approve(namespace):
     namespace.event_ids = [_event_id(event_id) for event_id in namespace.event_ids]
 
 
+def validate_watch(namespace):
+    from urllib.parse import urlsplit
+    from knack.log import get_logger
+    from azext_scheduledevents.core.events import EventType
+    validate_imds_options(namespace)
+    for name, option, minimum in (('interval', '--interval', 0), ('handler_timeout', '--handler-timeout', 0)):
+        if getattr(namespace, name) <= minimum:
+            raise InvalidArgumentValueError(f'{option} must be a number of seconds greater than 0.')
+    for name, option in (('deadline_margin', '--deadline-margin'), ('ignore_freeze_under', '--ignore-freeze-under')):
+        value = getattr(namespace, name)
+        if value is not None and value < 0:
+            raise InvalidArgumentValueError(f'{option} cannot be negative.')
+    for url, option in [(u, '--webhook') for u in namespace.webhook or ()] + \
+            [(namespace.event_grid_topic, '--event-grid-topic')] * bool(namespace.event_grid_topic):
+        parts = urlsplit(url)
+        if parts.scheme not in ('http', 'https') or not parts.hostname:
+            raise InvalidArgumentValueError(f'{option} must be an http(s) URL.')
+    known = set(EventType._value2member_map_)
+    for option, types in (('--event-types', namespace.event_types), ('--approve-types', namespace.approve_types)):
+        unknown = sorted(set(types or ()) - known)
+        if unknown:
+            # Azure may add types; a name this version does not know is allowed, but is likely a typo.
+            get_logger(__name__).warning('%s: %s is not a type this version knows (%s).', option,
+                                         ', '.join(unknown), ', '.join(sorted(known)))
+
+
 def validate_emulator(namespace):
     from azext_scheduledevents.emulator.scenarios import ScenarioError, parse_terminate_notice
     if not 0 <= namespace.port <= 65535:

@@ -4,7 +4,8 @@
 # --------------------------------------------------------------------------------------------
 
 from azext_scheduledevents._format import transform_approval_table, transform_event_table
-from azext_scheduledevents._validators import validate_approve, validate_emulator, validate_imds_options
+from azext_scheduledevents._validators import (validate_approve, validate_emulator, validate_imds_options,
+                                               validate_watch)
 
 
 def load_command_table(self, _):
@@ -15,4 +16,5 @@ def load_command_table(self, _):
                               table_transformer=transform_event_table)
         g.custom_command('approve', 'approve_events', validator=validate_approve,
                          table_transformer=transform_approval_table)
+        g.custom_command('watch', 'watch_events', validator=validate_watch)
         g.custom_command('emulator', 'run_emulator', validator=validate_emulator)

@@ -10,12 +10,15 @@ from datetime import datetime, timezone
 from knack.log import get_logger
 
 from azext_scheduledevents.core import errors
-from azext_scheduledevents.core.config import RetryPolicy
+from azext_scheduledevents.core.config import (DEADLINE_MARGIN_IN_SECONDS, HANDLER_TIMEOUT_IN_SECONDS,
+                                               WATCH_INTERVAL_IN_SECONDS, RetryPolicy)
 from azext_scheduledevents.core.imds import DEFAULT_ENDPOINT, ImdsClient
 
 logger = get_logger(__name__)
 
 CONFIG_SECTION = 'scheduled_events'
+EVENT_GRID_KEY_ENV = 'SCHEDULED_EVENTS_EVENT_GRID_KEY'
+DEFAULT_SYSLOG_SOCKET = '/dev/log'
 ENDPOINT_OPTION = 'imds_endpoint'
 _RECOMMEND_LIST = 'Run "az scheduled-events list" to see the events in the current document.'
 _RECOMMEND_ENDPOINT = ('Run this on an Azure VM, or point az at an emulator: '
@@ -49,6 +52,105 @@ def approve_events(cmd, event_ids, force=False, api_version=None, timeout=None):
         return [result.to_dict() for result in approve(client, event_ids, force=force)]
 
 
+def watch_events(cmd, on_scheduled=None, on_started=None, on_completed=None,  # pylint: disable=too-many-locals
+                 webhook=None, event_grid_topic=None, event_grid_key_env=EVENT_GRID_KEY_ENV, syslog=False,
+                 syslog_socket=DEFAULT_SYSLOG_SOCKET, approve='never', approve_types=None,
+                 approve_user_initiated=False, approver='self', interval=WATCH_INTERVAL_IN_SECONDS,
+                 all_resources=False, event_types=None, ignore_freeze_under=None,
+                 handler_timeout=HANDLER_TIMEOUT_IN_SECONDS, deadline_margin=DEADLINE_MARGIN_IN_SECONDS,
+                 state_dir=None, once=False, print_systemd_unit=False, api_version=None):
+    import os
+    import sys
+    from azure.cli.core import azclierror
+    from azext_scheduledevents.core import daemon
+    from azext_scheduledevents.core.approval import ApprovalPolicy
+    from azext_scheduledevents.core.config import WatchSettings
+    from azext_scheduledevents.core.handlers import CommandHandler, HandlerConfigError
+    options = dict(locals())
+    try:
+        settings = WatchSettings(
+            interval_in_seconds=interval, all_resources=all_resources,
+            event_types=frozenset(event_types) if event_types else None,
+            ignore_freeze_under_in_seconds=ignore_freeze_under, handler_timeout_in_seconds=handler_timeout,
+            deadline_margin_in_seconds=deadline_margin, once=once)
+        policy = ApprovalPolicy(mode=approve, event_types=frozenset(approve_types) if approve_types else None,
+                                user_initiated=approve_user_initiated, approver=approver)
+        commands = {kind: [CommandHandler.parse(text) for text in texts or ()]
+                    for kind, texts in (('scheduled', on_scheduled), ('started', on_started),
+                                        ('completed', on_completed))}
+    except (HandlerConfigError, ValueError) as ex:
+        raise azclierror.InvalidArgumentValueError(str(ex)) from None
+    if print_systemd_unit:
+        sys.stdout.write(_systemd_unit(options, handler_timeout))
+        return None
+    key = None
+    if event_grid_topic:
+        key = os.environ.get(event_grid_key_env)
+        if not key:
+            raise azclierror.RequiredArgumentMissingError(
+                f'--event-grid-topic needs the topic key in the environment variable {event_grid_key_env}.')
+    if syslog and not os.path.exists(syslog_socket):
+        raise azclierror.InvalidArgumentValueError(f'--syslog: no syslog socket at {syslog_socket}.',
+                                                   'Give the socket with --syslog-socket.')
+    style = daemon.TEXT_LINES if cmd.cli_ctx.invocation.data.get('output') in ('table', 'tsv') else daemon.JSON_LINES
+    with _az_errors():
+        answered = daemon.run(
+            endpoint=_endpoint(cmd), api_version=api_version, settings=settings, policy=policy, commands=commands,
+            state_dir=state_dir or os.path.join(cmd.cli_ctx.config.config_dir, 'scheduled-events'),
+            sink_options=daemon.SinkOptions(webhooks=tuple(webhook or ()), event_grid_topic=event_grid_topic,
+                                            event_grid_key=key, syslog_socket=syslog_socket if syslog else None),
+            emit=daemon.line_printer(style))
+    if not answered:
+        raise azclierror.AzureConnectionError('IMDS did not answer the poll.', _RECOMMEND_ENDPOINT)
+
+
+# watch's options in the order a unit file spells them; lists given with action=append repeat the option.
+_WATCH_OPTIONS = (
+    ('on_scheduled', '--on-scheduled'), ('on_started', '--on-started'), ('on_completed', '--on-completed'),
+    ('webhook', '--webhook'), ('event_grid_topic', '--event-grid-topic'),
+    ('event_grid_key_env', '--event-grid-key-env'), ('syslog', '--syslog'), ('syslog_socket', '--syslog-socket'),
+    ('approve', '--approve'), ('approve_types', '--approve-types'),
+    ('approve_user_initiated', '--approve-user-initiated'), ('approver', '--approver'), ('interval', '--interval'),
+    ('all_resources', '--all-resources'), ('event_types', '--event-types'),
+    ('ignore_freeze_under', '--ignore-freeze-under'), ('handler_timeout', '--handler-timeout'),
+    ('deadline_margin', '--deadline-margin'), ('api_version', '--api-version'), ('state_dir', '--state-dir'))
+_REPEATED = {'on_scheduled', 'on_started', 'on_completed', 'webhook'}
+
+
+def _systemd_unit(options, handler_timeout):
+    """The unit for exactly this watch command, run by this az, with its state under /var/lib."""
+    import os
+    import shutil
+    import sys
+    from azure.cli.core.azclierror import FileOperationError
+    from azext_scheduledevents.core.systemd import SERVICE_STATE_DIR, render_unit
+    az = os.path.join(os.path.dirname(sys.executable), 'az')
+    az = az if os.access(az, os.X_OK) else shutil.which('az')
+    if not az:
+        raise FileOperationError('Cannot find the az executable to put in the unit.')
+    options = dict(options, state_dir=options['state_dir'] or SERVICE_STATE_DIR)
+    # Options that only matter beside another one are left out when that one is off.
+    if not options['syslog']:
+        options['syslog_socket'] = None
+    if not options['event_grid_topic']:
+        options['event_grid_key_env'] = None
+    argv = [os.path.abspath(az), 'scheduled-events', 'watch']
+    for name, flag in _WATCH_OPTIONS:
+        value = options.get(name)
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif name in _REPEATED:
+            for item in value:
+                argv += [flag, item]
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, *value]
+        else:
+            argv += [flag, f'{value:g}' if isinstance(value, float) else str(value)]
+    return render_unit(argv + ['--only-show-errors'], stop_timeout_in_seconds=handler_timeout + 30)
+
+
 def run_emulator(cmd, host='127.0.0.1', port=8169, scenario='empty',  # pylint: disable=unused-argument
                  speed=1.0, vm_name='web_0', terminate_notice=None, rate_limit=5):
     from azure.cli.core.azclierror import FileOperationError, InvalidArgumentValueError
@@ -68,14 +170,23 @@ def run_emulator(cmd, host='127.0.0.1', port=8169, scenario='empty',  # pylint: 
 @contextmanager
 def _imds(cmd, api_version, timeout):
     """An ``ImdsClient`` for the configured endpoint; core errors leave as az errors, each in one line."""
+    kwargs = {'api_version': api_version} if api_version else {}
+    if timeout:
+        kwargs['retry'] = RetryPolicy(deadline_in_seconds=timeout)
+    with _az_errors(), ImdsClient(_endpoint(cmd), **kwargs) as client:
+        yield client
+
+
+def _endpoint(cmd):
+    return cmd.cli_ctx.config.get(CONFIG_SECTION, ENDPOINT_OPTION, fallback=DEFAULT_ENDPOINT)
+
+
+@contextmanager
+def _az_errors():
+    """Translate the core's errors into az errors, once, with a recommendation where one helps."""
     from azure.cli.core import azclierror
-    endpoint = cmd.cli_ctx.config.get(CONFIG_SECTION, ENDPOINT_OPTION, fallback=DEFAULT_ENDPOINT)
     try:
-        kwargs = {'api_version': api_version} if api_version else {}
-        if timeout:
-            kwargs['retry'] = RetryPolicy(deadline_in_seconds=timeout)
-        with ImdsClient(endpoint, **kwargs) as client:
-            yield client
+        yield
     except errors.InvalidEndpointError as ex:
         raise azclierror.InvalidArgumentValueError(str(ex), 'Fix it with: az config set '
                                                    'scheduled_events.imds_endpoint=http://HOST:PORT') from None
@@ -91,3 +202,5 @@ def _imds(cmd, api_version, timeout):
         raise azclierror.BadRequestError(str(ex)) from None
     except errors.ImdsError as ex:
         raise azclierror.AzureResponseError(str(ex)) from None
+    except errors.ScheduledEventsError as ex:
+        raise azclierror.UnclassifiedUserFault(str(ex)) from None

@@ -18,6 +18,43 @@ from .events import EventStatus, validate_event_id
 logger = get_logger(__name__)
 
 NOT_IN_DOCUMENT = 'NotInDocument'
+APPROVE_NEVER, APPROVE_AFTER_HANDLERS, APPROVE_IMMEDIATELY = 'never', 'after-handlers', 'immediately'
+APPROVE_MODES = (APPROVE_NEVER, APPROVE_AFTER_HANDLERS, APPROVE_IMMEDIATELY)
+APPROVER_SELF, APPROVER_LEADER = 'self', 'leader'
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalPolicy:
+    """When the watcher may approve an event. Nothing is approved unless ``mode`` says so.
+
+    Approving releases an event for every VM in its Resources. With ``approver='leader'`` only the VM
+    named first in Resources approves, so one VM decides for the group (the others still run their
+    handlers); the cost is that the group waits for the leader, and for NotBefore if the leader is down.
+
+        ApprovalPolicy(mode='after-handlers', event_types=frozenset({'Freeze', 'Reboot'}))
+    """
+
+    mode: str = APPROVE_NEVER
+    event_types: frozenset | None = None
+    user_initiated: bool = False
+    approver: str = APPROVER_SELF
+
+    def __post_init__(self):
+        if self.mode not in APPROVE_MODES or self.approver not in (APPROVER_SELF, APPROVER_LEADER):
+            raise ValueError(f'mode is one of {", ".join(APPROVE_MODES)} and approver is self or leader')
+
+    def withholds(self, event, vm_name):
+        """Why this VM must not approve ``event``, or ``None`` when it may."""
+        if self.mode == APPROVE_NEVER:
+            return 'approval is off (--approve never)'
+        if self.event_types is not None and event.event_type not in self.event_types:
+            return f'{event.event_type} is not among the --approve-types'
+        if event.event_source == 'User' and not self.user_initiated:
+            return 'the event is user-initiated (--approve-user-initiated approves those)'
+        if self.approver == APPROVER_LEADER and (not event.resources or event.resources[0] != vm_name):
+            leader = event.resources[0] if event.resources else 'nobody'
+            return f'the leader, {leader}, approves it (--approver leader)'
+        return None
 
 
 @dataclass(frozen=True)

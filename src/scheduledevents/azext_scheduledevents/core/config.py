@@ -42,3 +42,43 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
+
+
+# Polling once a second is what the Scheduled Events documentation recommends, and Preempt gives 30 s.
+WATCH_INTERVAL_IN_SECONDS = 1.0
+# One poll of the watcher waits at most this long; the loop itself retries for ever.
+WATCH_POLL_DEADLINE_IN_SECONDS = 10.0
+HANDLER_TIMEOUT_IN_SECONDS = 300.0
+# Handlers for a Scheduled event must finish this long before NotBefore.
+DEADLINE_MARGIN_IN_SECONDS = 5.0
+# A handler always gets at least this long, even when NotBefore is already (nearly) due.
+MIN_HANDLER_TIMEOUT_IN_SECONDS = 1.0
+# An event is over when it is absent from this many successful polls in a row: the first answer while
+# the service is being enabled may be an empty document, which must not complete every known event.
+COMPLETION_CONFIRM_POLLS = 3
+# After this long without a good answer from IMDS the watcher warns (once) instead of logging quietly.
+IMDS_OUTAGE_WARNING_IN_SECONDS = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchSettings:
+    """How ``watch`` polls and which events it acts on.
+
+        WatchSettings()                                           # every second, this VM's events, all types
+        WatchSettings(event_types=frozenset({'Preempt'}), once=True)
+    """
+
+    interval_in_seconds: float = WATCH_INTERVAL_IN_SECONDS
+    all_resources: bool = False
+    event_types: frozenset | None = None
+    ignore_freeze_under_in_seconds: float | None = None
+    handler_timeout_in_seconds: float = HANDLER_TIMEOUT_IN_SECONDS
+    deadline_margin_in_seconds: float = DEADLINE_MARGIN_IN_SECONDS
+    poll_deadline_in_seconds: float = WATCH_POLL_DEADLINE_IN_SECONDS
+    once: bool = False
+
+    def __post_init__(self):
+        if self.interval_in_seconds <= 0 or self.handler_timeout_in_seconds <= 0:
+            raise ValueError('interval and handler timeout must be greater than 0')
+        if self.deadline_margin_in_seconds < 0:
+            raise ValueError('the deadline margin cannot be negative')

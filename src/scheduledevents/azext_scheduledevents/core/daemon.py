@@ -1,0 +1,101 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""``watch`` as a process: the state lock, signals, output lines, then the watcher until told to stop.
+
+SIGTERM and SIGINT stop polling; running handlers finish (or reach their deadline), the state is saved,
+and the process exits 0.
+"""
+
+import functools
+import json
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+
+from knack.log import get_logger
+
+from .config import RetryPolicy
+from .handlers import EventGridSink, SyslogSink, WebhookSink, redact_url
+from .imds import ImdsClient
+from .state import StateStore
+from .watch import APPROVED, NOT_APPROVED, Watcher, wait_for_vm_name
+
+logger = get_logger(__name__)
+
+JSON_LINES, TEXT_LINES = 'json', 'text'
+
+
+def format_text(line):
+    """One transition line for a person at a terminal."""
+    head = f"{line['time']}  {line['transition']:<12} {line['EventType']:<9} {line['EventId']}"
+    if line['transition'] in (APPROVED, NOT_APPROVED):
+        return f"{head}  {line['detail']}"
+    left = line.get('SecondsUntilNotBefore')
+    when = f"NotBefore {line['NotBefore']} (in {left} s)" if left is not None else line.get('EventStatus', '')
+    return f"{head}  {when}  resources {', '.join(line.get('Resources') or [])}"
+
+
+def line_printer(style, stream=None):
+    """A function that writes each line to ``stream`` (stdout): JSON lines, or text."""
+    def emit(line):
+        out = stream or sys.stdout
+        out.write((json.dumps(line) if style == JSON_LINES else format_text(line)) + '\n')
+        out.flush()
+    return emit
+
+
+@dataclass(frozen=True, kw_only=True)
+class SinkOptions:
+    """Where transitions are sent besides stdout. The Event Grid key is never shown in a repr or log."""
+
+    webhooks: tuple = ()
+    event_grid_topic: str | None = None
+    event_grid_key: str | None = None
+    syslog_socket: str | None = None
+
+    def __repr__(self):
+        return (f'SinkOptions(webhooks={[redact_url(u) for u in self.webhooks]}, '
+                f'event_grid_topic={self.event_grid_topic and redact_url(self.event_grid_topic)!r}, '
+                f'syslog_socket={self.syslog_socket!r})')
+
+    def build(self, vm_name):
+        sinks = [WebhookSink(url, source=f'/scheduledevents/{vm_name}') for url in self.webhooks]
+        if self.event_grid_topic:
+            sinks.append(EventGridSink(self.event_grid_topic, key=self.event_grid_key, vm_name=vm_name))
+        if self.syslog_socket:
+            sinks.append(SyslogSink(self.syslog_socket))
+        for sink in sinks:
+            logger.info('Notifying %s%s', sink.step, f' at {redact_url(sink.url)}' if hasattr(sink, 'url') else '')
+        return sinks
+
+
+def run(*, endpoint, api_version, state_dir, settings, policy, commands, sink_options, emit, stop=None):
+    """Run the watcher until SIGTERM/SIGINT (or ``stop``), or for one poll with ``settings.once``.
+
+    Returns False when, in ``once`` mode, IMDS did not answer. Raises ``StateLockedError`` when another
+    watcher uses ``state_dir``.
+    """
+    if stop is None:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    client_factory = functools.partial(ImdsClient, endpoint, api_version=api_version)
+    store = StateStore(state_dir)
+    store.lock()
+    try:
+        with client_factory(retry=RetryPolicy(deadline_in_seconds=settings.poll_deadline_in_seconds)) as client:
+            vm_name = wait_for_vm_name(client, stop, interval_in_seconds=settings.interval_in_seconds,
+                                       once=settings.once)
+            if vm_name is None:
+                return True
+            store.load(vm_name=vm_name)
+            logger.info('Watching Scheduled Events at %s for VM %s every %g s; state in %s', endpoint, vm_name,
+                        settings.interval_in_seconds, store.directory)
+            watcher = Watcher(client, store, vm_name=vm_name, client_factory=client_factory, settings=settings,
+                              policy=policy, commands=commands, sinks=sink_options.build(vm_name), emit=emit)
+            return watcher.run(stop)
+    finally:
+        store.unlock()

@@ -1,0 +1,241 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""What the watcher does with a transition: run commands, and notify webhooks, Event Grid and syslog.
+
+Commands run without a shell: the event reaches them as JSON on stdin and as SCHEDULED_EVENT_* variables,
+never on a command line. Each has a deadline; past it the command's whole process group is stopped.
+Notifications carry the transition line; secrets (URL queries, user info, the Event Grid key) never
+appear in logs.
+
+    CommandHandler.parse('/usr/local/bin/drain --grace 20').run(line, timeout=25)
+    WebhookSink('https://hooks.example/se').notify(line)
+"""
+
+import json
+import logging
+import logging.handlers
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from knack.log import get_logger
+
+from .state import FAILED, OK, TIMEOUT
+
+logger = get_logger(__name__)
+
+# After SIGTERM, a handler past its deadline gets this long to exit before SIGKILL.
+HANDLER_KILL_GRACE_IN_SECONDS = 5.0
+# Keep the end of a handler's output in the log, not all of it.
+HANDLER_OUTPUT_TAIL_IN_BYTES = 4096
+WEBHOOK_TIMEOUT_IN_SECONDS = 5.0
+WEBHOOK_RETRIES = 3
+CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json; charset=utf-8'
+EVENT_TYPE_PREFIX = 'Microsoft.Compute.ScheduledEvents.'
+
+
+class HandlerConfigError(ValueError):
+    """A handler that can never run (empty command, program not found): reported at start-up."""
+
+
+@dataclass(frozen=True)
+class HandlerResult:
+    """How one command ended: ``status`` is ok, failed or timeout."""
+
+    status: str
+    exit_code: int | None
+    seconds: float
+    detail: str
+
+
+def redact_url(url):
+    """The URL without its query, fragment or user info, which may hold secrets (SAS tokens, codes)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ''
+    if parts.port:
+        host = f'{host}:{parts.port}'
+    return urlunsplit((parts.scheme, host, parts.path, '', ''))
+
+
+def event_environment(line):
+    """The SCHEDULED_EVENT_* variables for a transition line."""
+    def text(value):
+        return '' if value is None else str(value)
+    return {
+        'SCHEDULED_EVENT_TRANSITION': line['transition'],
+        'SCHEDULED_EVENT_ID': line['EventId'],
+        'SCHEDULED_EVENT_TYPE': text(line.get('EventType')),
+        'SCHEDULED_EVENT_STATUS': text(line.get('EventStatus')),
+        'SCHEDULED_EVENT_NOT_BEFORE': text(line.get('NotBefore')),
+        'SCHEDULED_EVENT_RESOURCES': ','.join(line.get('Resources') or []),
+        'SCHEDULED_EVENT_SOURCE': text(line.get('EventSource')),
+        'SCHEDULED_EVENT_DURATION': text(line.get('DurationInSeconds')),
+        'SCHEDULED_EVENT_DEADLINE_SECONDS': text(line.get('SecondsUntilNotBefore')),
+    }
+
+
+@dataclass(frozen=True)
+class CommandHandler:
+    """A command run for a transition: ``argv`` as split from the option's text, no shell."""
+
+    argv: tuple
+
+    @classmethod
+    def parse(cls, text):
+        try:
+            argv = tuple(shlex.split(text))
+        except ValueError as ex:
+            raise HandlerConfigError(f'handler {text!r} cannot be split into arguments: {ex}') from None
+        if not argv:
+            raise HandlerConfigError('a handler command is empty')
+        if shutil.which(argv[0]) is None:
+            raise HandlerConfigError(f'handler program {argv[0]!r} is not found or not executable')
+        return cls(argv)
+
+    @property
+    def name(self):
+        return os.path.basename(self.argv[0])
+
+    def run(self, line, *, timeout):
+        """Run with the transition ``line`` on stdin; stop the process group when ``timeout`` passes."""
+        started = time.monotonic()
+        env = dict(os.environ, **event_environment(line))
+        try:
+            # A session of its own: a Ctrl-C meant for the watcher must not cut a drain short.
+            proc = subprocess.Popen(  # pylint: disable=consider-using-with
+                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True)
+        except OSError as ex:
+            return HandlerResult(FAILED, None, 0.0, f'could not start: {ex.strerror or ex}')
+        try:
+            output, _ = proc.communicate(json.dumps(line).encode(), timeout=max(timeout, 0.001))
+            status = OK if proc.returncode == 0 else FAILED
+        except subprocess.TimeoutExpired:
+            output = self._stop(proc)
+            status = TIMEOUT
+        seconds = time.monotonic() - started
+        tail = (output or b'')[-HANDLER_OUTPUT_TAIL_IN_BYTES:].decode('utf-8', 'replace').rstrip()
+        if tail:
+            logger.info('Handler %s output:\n%s', self.name, tail)
+        detail = {OK: 'exited 0', FAILED: f'exited {proc.returncode}',
+                  TIMEOUT: f'did not finish within {timeout:.1f} s'}[status]
+        return HandlerResult(status, proc.returncode, seconds, detail)
+
+    @staticmethod
+    def _stop(proc):
+        for signum, grace in ((signal.SIGTERM, HANDLER_KILL_GRACE_IN_SECONDS), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, signum)
+            except ProcessLookupError:
+                pass
+            try:
+                output, _ = proc.communicate(timeout=grace)
+                return output
+            except subprocess.TimeoutExpired:
+                continue
+        return b''
+
+
+class WebhookSink:
+    """POSTs each transition as a CloudEvents 1.0 structured-mode event, with timeout, retries and backoff."""
+
+    step = 'webhook'
+
+    def __init__(self, url, *, source, timeout=WEBHOOK_TIMEOUT_IN_SECONDS, retries=WEBHOOK_RETRIES):
+        self.url = url
+        self.source = source
+        self.timeout = timeout
+        self._session = _session(retries)
+
+    def notify(self, line):
+        body = {
+            'specversion': '1.0',
+            'id': line['key'],
+            'source': self.source,
+            'type': EVENT_TYPE_PREFIX + line['transition'].capitalize(),
+            'subject': line['EventId'],
+            'time': line['time'],
+            'datacontenttype': 'application/json',
+            'data': line,
+        }
+        return _post(self._session, self.url, body, {'Content-Type': CLOUDEVENTS_CONTENT_TYPE}, self.timeout)
+
+
+class EventGridSink:
+    """Publishes each transition to a custom Event Grid topic (Event Grid schema, ``aeg-sas-key``)."""
+
+    step = 'event-grid'
+
+    def __init__(self, url, *, key, vm_name, timeout=WEBHOOK_TIMEOUT_IN_SECONDS, retries=WEBHOOK_RETRIES):
+        self.url = url
+        self.vm_name = vm_name
+        self.timeout = timeout
+        self._key = key
+        self._session = _session(retries)
+
+    def __repr__(self):
+        return f'EventGridSink({redact_url(self.url)!r}, key=********)'
+
+    def notify(self, line):
+        body = [{
+            'id': line['key'],
+            'subject': f'{self.vm_name}/{line["EventId"]}',
+            'eventType': EVENT_TYPE_PREFIX + line['transition'].capitalize(),
+            'eventTime': line['time'],
+            'data': line,
+            'dataVersion': '1.0',
+        }]
+        return _post(self._session, self.url, body, {'aeg-sas-key': self._key, 'Content-Type': 'application/json'},
+                     self.timeout)
+
+
+class SyslogSink:
+    """Writes each transition to the local syslog socket (the journal reads it too)."""
+
+    step = 'syslog'
+
+    def __init__(self, address='/dev/log'):
+        self._logger = logging.getLogger('scheduled-events-syslog')
+        self._logger.propagate = False
+        self._logger.setLevel(logging.INFO)
+        self._handler = logging.handlers.SysLogHandler(address=address,
+                                                       facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+        self._handler.setFormatter(logging.Formatter('scheduled-events: %(message)s'))
+        self._logger.addHandler(self._handler)
+
+    def notify(self, line):
+        self._logger.info(json.dumps(line, separators=(',', ':')))
+        return True
+
+
+def _session(retries):
+    import requests  # a webhook is opt-in: list and approve never pay for importing requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+    session = requests.Session()
+    retry = Retry(total=retries, backoff_factor=0.5, backoff_jitter=0.25,
+                  status_forcelist=(408, 429, 500, 502, 503, 504), allowed_methods=None,
+                  respect_retry_after_header=True, raise_on_status=False)
+    session.mount('http://', HTTPAdapter(max_retries=retry))
+    session.mount('https://', HTTPAdapter(max_retries=retry))
+    return session
+
+
+def _post(session, url, body, headers, timeout):
+    import requests
+    try:
+        response = session.post(url, data=json.dumps(body), headers=headers, timeout=timeout)
+    except requests.RequestException as ex:
+        logger.warning('Notification to %s failed: %s', redact_url(url), type(ex).__name__)
+        return False
+    if response.status_code >= 300:
+        logger.warning('Notification to %s answered %s', redact_url(url), response.status_code)
+        return False
+    return True

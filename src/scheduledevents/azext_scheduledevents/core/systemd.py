@@ -1,0 +1,52 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""A systemd service unit for ``watch``: a long-running service restarted on any exit.
+
+A one-minute timer would miss a 30-second Preempt notice; a service polling every second does not.
+``KillMode=mixed`` sends SIGTERM to the watcher alone, so a running handler can finish before the
+watcher saves its state and exits; stragglers get SIGKILL when ``TimeoutStopSec`` runs out.
+"""
+
+SERVICE_STATE_DIR = '/var/lib/scheduled-events'
+UNIT_NAME = 'scheduled-events-watch.service'
+
+
+def systemd_quote(arg):
+    """Quote one ExecStart argument as systemd parses it (``%`` and ``$`` are special to systemd too)."""
+    escaped = arg.replace('\\', '\\\\').replace('"', '\\"').replace('%', '%%').replace('$', '$$')
+    if escaped and all(c not in escaped for c in ' \t\'";\n'):
+        return escaped
+    return f'"{escaped}"'
+
+
+def render_unit(argv, *, stop_timeout_in_seconds):
+    """The unit text for the command ``argv`` (an absolute program path first)."""
+    if not argv or not argv[0].startswith('/'):
+        raise ValueError('the unit needs the absolute path of the program')
+    exec_start = ' '.join(systemd_quote(arg) for arg in argv)
+    return f"""[Unit]
+Description=Azure Scheduled Events watcher (az scheduled-events watch)
+Documentation=https://github.com/Azure/azure-cli-extensions/tree/main/src/scheduledevents
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+ExecStart={exec_start}
+Restart=always
+RestartSec=2
+StateDirectory=scheduled-events
+StateDirectoryMode=0700
+Environment=AZURE_CONFIG_DIR={SERVICE_STATE_DIR}/azure
+Environment=AZURE_CORE_COLLECT_TELEMETRY=false
+Environment=AZURE_CORE_ONLY_SHOW_ERRORS=true
+# Secrets such as an Event Grid key go here, not on the command line.
+EnvironmentFile=-/etc/default/scheduled-events
+KillMode=mixed
+TimeoutStopSec={int(stop_timeout_in_seconds)}
+
+[Install]
+WantedBy=multi-user.target
+"""

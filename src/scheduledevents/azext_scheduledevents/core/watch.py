@@ -1,0 +1,381 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""The watcher: poll the document, turn what changed into transitions, act on each exactly once.
+
+A poll compares the document with the last snapshot of every EventId in the state store, never with
+incarnation numbers (a client can miss incarnations, and they can reset):
+
+    new and Scheduled -> scheduled      new and Started -> started (a hardware failure has no Scheduled phase)
+    NotBefore moved   -> rescheduled    Scheduled -> Started -> started
+    absent from COMPLETION_CONFIRM_POLLS good polls in a row -> completed (finished or canceled: IMDS never says)
+
+Transitions are written to the store before anything acts on them. Each event's transitions are then
+worked through in order on a thread of their own, so a long drain for one event never delays noticing a
+30-second Preempt for another: print the line, run the commands, approve, notify. Every step is saved as
+begun and as finished, so a restart resumes where it stopped and never runs a step twice.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from knack.log import get_logger
+
+from .approval import APPROVE_AFTER_HANDLERS, APPROVE_IMMEDIATELY, approve_events
+from .config import (COMPLETION_CONFIRM_POLLS, IMDS_OUTAGE_WARNING_IN_SECONDS, MIN_HANDLER_TIMEOUT_IN_SECONDS,
+                     RetryPolicy)
+from .errors import EventNotFoundError, ImdsError
+from .events import EventStatus, EventType, ScheduledEvent
+from .state import BEGUN, FAILED, OK, EventRecord, TransitionRecord
+
+logger = get_logger(__name__)
+
+SCHEDULED, RESCHEDULED, STARTED, COMPLETED = 'scheduled', 'rescheduled', 'started', 'completed'
+TRANSITION_KINDS = (SCHEDULED, RESCHEDULED, STARTED, COMPLETED)
+APPROVED, NOT_APPROVED = 'approved', 'not-approved'
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change in one event's life. ``key`` is unique per event and change, and stable across restarts."""
+
+    kind: str
+    event: ScheduledEvent
+    key: str
+
+
+def derive_transitions(previous, current):
+    """What happened between two snapshots of one event (either may be ``None``)."""
+    if current is None:
+        return [] if previous is None else [Transition(COMPLETED, previous, f'{previous.event_id}/{COMPLETED}')]
+    event_id = current.event_id
+    started = current.event_status == EventStatus.STARTED
+    if previous is None:
+        kind = STARTED if started else SCHEDULED
+        return [Transition(kind, current, f'{event_id}/{kind}')]
+    if started and previous.event_status != EventStatus.STARTED:
+        return [Transition(STARTED, current, f'{event_id}/{STARTED}')]
+    if not started and current.not_before != previous.not_before:
+        stamp = current.not_before.isoformat() if current.not_before else 'none'
+        return [Transition(RESCHEDULED, current, f'{event_id}/{RESCHEDULED}/{stamp}')]
+    return []
+
+
+class Watcher:
+    """Polls through ``client`` and acts through ``commands`` (kind -> [CommandHandler]) and ``sinks``.
+
+    ``client_factory`` makes the extra IMDS clients that approval threads use (a client holds one
+    connection and is not shared between threads). ``emit`` receives every line for stdout.
+
+        Watcher(ImdsClient(), StateStore(dir), vm_name='web_0', client_factory=ImdsClient,
+                settings=WatchSettings(), policy=ApprovalPolicy(), commands={}, sinks=[], emit=print).run(stop)
+    """
+
+    def __init__(self, client, store, *, vm_name, client_factory, settings, policy, commands, sinks, emit,
+                 wall=time.time, clock=time.monotonic):
+        self._client = client
+        self._store = store
+        self.vm_name = vm_name
+        self._client_factory = client_factory
+        self._settings = settings
+        self._policy = policy
+        self._commands = commands
+        self._sinks = sinks
+        self._emit_line = emit
+        self._wall = wall
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._jobs = {}
+        self._failing_since = None
+        self._outage_warned = False
+
+    def run(self, stop):
+        """Poll every interval until ``stop`` is set (or once), then let running work finish and save."""
+        interval = self._settings.interval_in_seconds
+        next_poll = self._clock()
+        ok = False
+        while not stop.is_set():
+            ok = self.poll()
+            if self._settings.once:
+                break
+            # Keep a steady cadence; after a slow poll, poll again at once rather than drift.
+            next_poll = max(next_poll + interval, self._clock())
+            stop.wait(next_poll - self._clock())
+        self.wait_for_work()
+        with self._lock:
+            self._store.save()
+        return ok
+
+    def poll(self):
+        """One cycle: read the document, record transitions, start work. False when IMDS did not answer."""
+        try:
+            document = self._client.get_document(deadline_in_seconds=self._settings.poll_deadline_in_seconds)
+        except ImdsError as ex:
+            self._imds_failed(ex)
+            self._dispatch()
+            return False
+        self._imds_answered()
+        with self._lock:
+            if self._observe(document):
+                self._store.save()
+        self._dispatch()
+        return True
+
+    def wait_for_work(self):
+        for job in list(self._jobs.values()):
+            job.join()
+
+    # Observing -------------------------------------------------------------------------------------------
+
+    def _observe(self, document):
+        now = self._wall()
+        changed = False
+        present = set()
+        for event in document.events:
+            present.add(event.event_id)
+            record = self._store.events.get(event.event_id)
+            if record is None:
+                record = EventRecord(event_id=event.event_id, snapshot=event.to_wire(), first_seen=now,
+                                     ignored=self._ignore_reason(event))
+                self._store.events[event.event_id] = record
+                changed = True
+                if record.ignored:
+                    logger.info('Ignoring event %s (%s): %s', event.event_id, event.event_type, record.ignored)
+                    continue
+                previous = None
+            else:
+                if record.missing_polls:
+                    record.missing_polls = 0
+                    changed = True
+                if record.ignored or record.completed_at is not None:
+                    continue
+                previous = ScheduledEvent.from_wire(record.snapshot)
+            for transition in derive_transitions(previous, event):
+                changed |= self._record(record, transition, now)
+            if record.snapshot != event.to_wire():
+                record.snapshot = event.to_wire()
+                changed = True
+        for event_id, record in list(self._store.events.items()):
+            if event_id in present or record.completed_at is not None:
+                continue
+            record.missing_polls += 1
+            changed = True
+            if record.missing_polls < COMPLETION_CONFIRM_POLLS:
+                continue
+            if record.ignored:
+                del self._store.events[event_id]
+                continue
+            record.completed_at = now
+            for transition in derive_transitions(ScheduledEvent.from_wire(record.snapshot), None):
+                self._record(record, transition, now)
+        return changed
+
+    def _record(self, record, transition, now):
+        if record.has_transition(transition.key):
+            return False
+        record.transitions.append(TransitionRecord(key=transition.key, kind=transition.kind,
+                                                   event=transition.event.to_wire(), detected_at=now))
+        return True
+
+    def _ignore_reason(self, event):
+        settings = self._settings
+        if not settings.all_resources and not event.affects(self.vm_name):
+            return f'its Resources do not name this VM ({self.vm_name})'
+        if settings.event_types is not None and event.event_type not in settings.event_types:
+            return f'{event.event_type} is not among the --event-types'
+        if (event.event_type == EventType.FREEZE and settings.ignore_freeze_under_in_seconds is not None
+                and event.duration_in_seconds is not None
+                and 0 <= event.duration_in_seconds < settings.ignore_freeze_under_in_seconds):
+            return f'a Freeze of {event.duration_in_seconds} s (--ignore-freeze-under)'
+        return None
+
+    def _imds_failed(self, ex):
+        now = self._clock()
+        if self._failing_since is None:
+            self._failing_since = now
+        if not self._outage_warned and now - self._failing_since >= IMDS_OUTAGE_WARNING_IN_SECONDS:
+            self._outage_warned = True
+            logger.warning('IMDS has not answered well for %.0f s (%s); still polling.', now - self._failing_since, ex)
+        else:
+            logger.info('Poll failed: %s', ex)
+
+    def _imds_answered(self):
+        if self._failing_since is not None and self._outage_warned:
+            logger.warning('IMDS answers again after %.0f s.', self._clock() - self._failing_since)
+        self._failing_since, self._outage_warned = None, False
+
+    # Acting ----------------------------------------------------------------------------------------------
+
+    def _dispatch(self):
+        with self._lock:
+            due = [r.event_id for r in self._store.events.values() if not r.ignored and r.pending()]
+            for event_id in due:
+                job = self._jobs.get(event_id)
+                if job is None or not job.is_alive():
+                    job = threading.Thread(target=self._work, args=(event_id,), name=f'event-{event_id[:8]}',
+                                           daemon=True)
+                    self._jobs[event_id] = job
+                    job.start()
+
+    def _work(self, event_id):
+        while True:
+            with self._lock:
+                record = self._store.events.get(event_id)
+                pending = record.pending() if record else []
+                if not pending:
+                    return
+                transition = pending[0]
+            self._process(record, transition)
+
+    def _process(self, record, transition):
+        line = self._line(transition)
+        if not transition.emitted:
+            self._emit(line)
+            with self._lock:
+                transition.emitted = True
+                self._store.save()
+        if transition.kind == SCHEDULED and self._policy.mode == APPROVE_IMMEDIATELY:
+            self._approve(record, handlers_ok=True)
+        notifier = threading.Thread(target=self._notify, args=(transition, line), daemon=True)
+        notifier.start()
+        handlers_ok = self._run_commands(transition, line)
+        if transition.kind == SCHEDULED and self._policy.mode == APPROVE_AFTER_HANDLERS:
+            self._approve(record, handlers_ok=handlers_ok)
+        notifier.join()
+        with self._lock:
+            transition.done = True
+            self._store.save()
+
+    def _run_commands(self, transition, line):
+        """Run this kind's commands in order; True when every one of them exited 0 in time."""
+        all_ok = True
+        for index, handler in enumerate(self._commands.get(transition.kind, ())):
+            step = f'command:{index}:{handler.name}'
+            status = transition.steps.get(step)
+            if status is None:
+                with self._lock:
+                    transition.steps[step] = BEGUN
+                    self._store.save()
+                timeout = self._handler_timeout(transition)
+                result = handler.run(dict(line, SecondsUntilNotBefore=self._seconds_left(transition)),
+                                     timeout=timeout)
+                status = result.status
+                with self._lock:
+                    transition.steps[step] = status
+                    self._store.save()
+                log = logger.info if status == OK else logger.warning
+                log('Handler %s for %s of %s %s after %.1f s.', handler.name, transition.kind,
+                    line['EventId'], result.detail, result.seconds)
+            all_ok &= status == OK
+        return all_ok
+
+    def _notify(self, transition, line):
+        for sink in self._sinks:
+            if sink.step in transition.steps:
+                continue
+            with self._lock:
+                transition.steps[sink.step] = BEGUN
+                self._store.save()
+            try:
+                ok = sink.notify(line)
+            except OSError as ex:
+                logger.warning('Notification %s failed: %s', sink.step, ex)
+                ok = False
+            with self._lock:
+                transition.steps[sink.step] = OK if ok else FAILED
+                self._store.save()
+
+    def _approve(self, record, *, handlers_ok):
+        if record.approval not in (None, 'sending'):
+            return
+        event = ScheduledEvent.from_wire(record.snapshot)
+        reason = self._policy.withholds(event, self.vm_name)
+        if reason is None and not handlers_ok:
+            reason = 'a scheduled handler failed, timed out or was interrupted'
+            logger.warning('Not approving %s (%s): %s.', event.event_id, event.event_type, reason)
+            self._emit(self._action_line(NOT_APPROVED, event, reason))
+        if reason is not None:
+            with self._lock:
+                record.approval = f'withheld: {reason}'
+                self._store.save()
+            return
+        with self._lock:
+            record.approval = 'sending'
+            self._store.save()
+        left = event.seconds_until_not_before(datetime.now(timezone.utc))
+        deadline = max(self._settings.poll_deadline_in_seconds, left or 0)
+        try:
+            with self._client_factory(retry=RetryPolicy(deadline_in_seconds=deadline)) as client:
+                result, = approve_events(client, [event.event_id], force=False)
+        except EventNotFoundError:
+            logger.info('Not approving %s: it left the document (over or canceled).', event.event_id)
+            with self._lock:
+                record.approval = 'not sent: left the document'
+                self._store.save()
+            return
+        except Exception as ex:  # pylint: disable=broad-except
+            # An approval that could not be sent must not take the daemon down; NotBefore still comes.
+            logger.error('Approving %s failed: %s', event.event_id, ex)
+            with self._lock:
+                record.approval = f'failed: {ex}'
+                self._store.save()
+            return
+        with self._lock:
+            record.approval = APPROVED if result.sent else f'not sent: {result.status_after}'
+            self._store.save()
+        if result.sent:
+            logger.info('Approved %s (%s): now %s.', event.event_id, event.event_type, result.status_after)
+            self._emit(self._action_line(APPROVED, event, f'EventStatus {result.status_after}'))
+
+    # Lines -----------------------------------------------------------------------------------------------
+
+    def _seconds_left(self, transition):
+        event = ScheduledEvent.from_wire(transition.event)
+        return event.seconds_until_not_before(datetime.now(timezone.utc))
+
+    def _handler_timeout(self, transition):
+        left = self._seconds_left(transition)
+        timeout = self._settings.handler_timeout_in_seconds
+        if left is not None and transition.kind in (SCHEDULED, RESCHEDULED):
+            timeout = min(timeout, left - self._settings.deadline_margin_in_seconds)
+        return max(timeout, MIN_HANDLER_TIMEOUT_IN_SECONDS)
+
+    def _line(self, transition):
+        event = ScheduledEvent.from_wire(transition.event)
+        view = event.to_view(vm_name=self.vm_name, now=datetime.now(timezone.utc))
+        return {'time': _iso(transition.detected_at), 'transition': transition.kind, 'key': transition.key,
+                'vm': self.vm_name, **view}
+
+    def _action_line(self, kind, event, detail):
+        return {'time': _iso(self._wall()), 'transition': kind, 'key': f'{event.event_id}/{kind}', 'vm': self.vm_name,
+                'EventId': event.event_id, 'EventType': event.event_type, 'detail': detail}
+
+    def _emit(self, line):
+        with self._lock:
+            self._emit_line(line)
+
+
+def _iso(epoch):
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec='milliseconds').replace('+00:00', 'Z')
+
+
+def wait_for_vm_name(client, stop, *, interval_in_seconds, once):
+    """This VM's compute.name; a daemon waits for IMDS as long as it takes, ``once`` tries one time."""
+    failing_since = time.monotonic()
+    warned = False
+    while True:
+        try:
+            return client.vm_name()
+        except ImdsError as ex:
+            if once:
+                raise
+            if not warned and time.monotonic() - failing_since >= IMDS_OUTAGE_WARNING_IN_SECONDS:
+                warned = True
+                logger.warning('Waiting for IMDS to tell this VM\'s name: %s', ex)
+            else:
+                logger.info('Waiting for IMDS: %s', ex)
+        if stop.wait(interval_in_seconds):
+            return None
