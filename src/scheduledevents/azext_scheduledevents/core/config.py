@@ -77,6 +77,15 @@ class WatchSettings:
     poll_deadline_in_seconds: float = WATCH_POLL_DEADLINE_IN_SECONDS
     once: bool = False
 
+    @property
+    def poll_retry(self):
+        """Retries within one poll keep pace with the polling: a fault must not hide a short event."""
+        first = min(RetryPolicy.first_delay_in_seconds, self.interval_in_seconds / 2)
+        return RetryPolicy(first_delay_in_seconds=first,
+                           max_delay_in_seconds=max(first, min(RetryPolicy.max_delay_in_seconds,
+                                                               self.interval_in_seconds * 8)),
+                           deadline_in_seconds=self.poll_deadline_in_seconds)
+
     def __post_init__(self):
         if self.interval_in_seconds <= 0 or self.handler_timeout_in_seconds <= 0:
             raise ValueError('interval and handler timeout must be greater than 0')

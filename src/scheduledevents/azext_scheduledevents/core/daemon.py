@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from knack.log import get_logger
 
-from .config import RetryPolicy
 from .handlers import EventGridSink, SyslogSink, WebhookSink, redact_url
 from .imds import ImdsClient
 from .state import StateStore
@@ -86,7 +85,7 @@ def run(*, endpoint, api_version, state_dir, settings, policy, commands, sink_op
     store = StateStore(state_dir)
     store.lock()
     try:
-        with client_factory(retry=RetryPolicy(deadline_in_seconds=settings.poll_deadline_in_seconds)) as client:
+        with client_factory(retry=settings.poll_retry) as client:
             vm_name = wait_for_vm_name(client, stop, interval_in_seconds=settings.interval_in_seconds,
                                        once=settings.once)
             if vm_name is None:

@@ -12,6 +12,7 @@ has not already paid. One connection is kept alive across calls.
 import http.client
 import json
 import random
+import re
 import socket
 import time
 from urllib.parse import urlencode, urlsplit
@@ -34,6 +35,8 @@ API_VERSIONS = ('2017-03-01', '2017-08-01', '2017-11-01', '2019-01-01', '2019-04
 DEFAULT_API_VERSION = API_VERSIONS[-1]
 INSTANCE_API_VERSION = '2021-02-01'
 
+# Azure VM and scale-set instance names (``myvmss_3``): letters, digits, '.', '-' and '_'.
+_VM_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._-]{0,79}')
 # 410 while the service starts (retry for about 70 s), 429 over the rate limit, 5xx on service faults.
 _RETRIED_STATUSES = frozenset({410, 429}) | frozenset(range(500, 600))
 
@@ -109,7 +112,12 @@ class ImdsClient:
         body = self._request('GET', INSTANCE_PATH + '/compute/name',
                              {'api-version': INSTANCE_API_VERSION, 'format': 'text'},
                              deadline_in_seconds=deadline_in_seconds)
-        return body.decode('utf-8', 'replace').strip()
+        name = body.decode('utf-8', 'replace').strip()
+        # Events are matched against this name: an error page taken for a name would match nothing.
+        if not _VM_NAME.fullmatch(name):
+            raise ImdsProtocolError(f'IMDS at {self.endpoint} answered {name[:80]!r} for compute.name, '
+                                    'which is not a VM name', endpoint=self.endpoint)
+        return name
 
     def _json(self, body):
         try:

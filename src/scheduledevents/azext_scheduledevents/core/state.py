@@ -4,11 +4,12 @@
 # --------------------------------------------------------------------------------------------
 """The watcher's memory, keyed by EventId: what it saw, which transitions and steps ran, what it approved.
 
-The file is written atomically (a temp file in the same directory, fsync, rename, fsync of the directory)
-after every step, so a SIGKILL at any moment leaves the old file or the new one, never half of each. A
-step is written as ``begun`` before it runs; one found ``begun`` at start-up was cut off by a crash and is
-marked ``interrupted``, never run again. A file that cannot be read is moved aside and reported, and the
-watcher starts afresh rather than crash.
+One file per event (``events/<EventId>.json``), so a step costs one small write however many events are
+remembered. Each file is written atomically (a temp file in the same directory, fsync, rename, fsync of
+the directory) after every step, so a SIGKILL at any moment leaves the old file or the new one, never half
+of each. A step is written as ``begun`` before it runs; one found ``begun`` at start-up was cut off by a
+crash and is marked ``interrupted``, never run again. A file that cannot be read is moved aside and
+reported, and the watcher goes on without it rather than crash.
 """
 
 import fcntl
@@ -21,10 +22,12 @@ from dataclasses import asdict, dataclass, field
 from knack.log import get_logger
 
 from .errors import ScheduledEventsError
+from .events import validate_event_id
 
 logger = get_logger(__name__)
 
-STATE_FILE = 'state.json'
+META_FILE = 'meta.json'
+EVENTS_DIR = 'events'
 LOCK_FILE = 'watch.lock'
 STATE_VERSION = 1
 # How long a finished event is remembered, so that a document that flickers cannot make it new again.
@@ -77,16 +80,16 @@ class EventRecord:
 
 
 class StateStore:
-    """The state directory: ``state.json`` plus a lock that keeps a second watcher out.
+    """The state directory: ``meta.json`` (which VM), ``events/``, and a lock that keeps a second watcher out.
 
         store = StateStore('/var/lib/scheduled-events')
         store.lock(); store.load(vm_name='web_0')
-        store.events['C7061BAC-...'].approval = 'approved'; store.save()
+        record = store.events['C7061BAC-...']; record.approval = 'approved'; store.save(record)
     """
 
     def __init__(self, directory, *, wall=time.time):
         self.directory = os.path.abspath(directory)
-        self.path = os.path.join(self.directory, STATE_FILE)
+        self.events_dir = os.path.join(self.directory, EVENTS_DIR)
         self.events = {}
         self.vm_name = None
         self._wall = wall
@@ -117,68 +120,98 @@ class StateStore:
             self._lock_handle = None
 
     def load(self, *, vm_name):
-        """Read the file. Steps cut off by a crash become ``interrupted``; another VM's state is set aside."""
+        """Read every event. Steps cut off by a crash become ``interrupted``; another VM's state is set aside."""
+        self.vm_name, self.events = vm_name, {}
+        meta_path = os.path.join(self.directory, META_FILE)
         try:
-            with open(self.path, encoding='utf-8') as handle:
-                data = json.load(handle)
-            if not isinstance(data, dict) or data.get('version') != STATE_VERSION:
-                raise ValueError(f'unknown state version {data.get("version") if isinstance(data, dict) else data!r}')
-            events = {key: EventRecord.from_dict(value) for key, value in data['events'].items()}
-            saved_vm = data.get('vm_name')
+            meta = _read_json(meta_path)
+            saved_vm = meta['vm_name'] if meta.get('version') == STATE_VERSION else None
         except FileNotFoundError:
-            self.events, self.vm_name = {}, vm_name
-            return
+            saved_vm = vm_name
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as ex:
-            self._set_aside(f'cannot be read ({type(ex).__name__}: {ex})')
-            self.events, self.vm_name = {}, vm_name
-            return
+            self._set_aside(meta_path, f'cannot be read ({type(ex).__name__}: {ex})')
+            saved_vm = None
         if saved_vm != vm_name:
-            self._set_aside(f'belongs to VM {saved_vm!r}, not {vm_name!r}')
-            self.events, self.vm_name = {}, vm_name
-            return
-        self.events, self.vm_name = events, vm_name
-        for record in events.values():
+            if os.path.isdir(self.events_dir):
+                self._set_aside(self.events_dir, f'belongs to VM {saved_vm!r}, not {vm_name!r}')
+        self._write_file(meta_path, json.dumps({'version': STATE_VERSION, 'vm_name': vm_name}).encode())
+        names = os.listdir(self.events_dir) if os.path.isdir(self.events_dir) else []
+        for name in sorted(n for n in names if n.endswith('.json')):
+            path = os.path.join(self.events_dir, name)
+            try:
+                record = EventRecord.from_dict(_read_json(path))
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as ex:
+                self._set_aside(path, f'cannot be read ({type(ex).__name__}: {ex})')
+                continue
+            self.events[record.event_id] = record
             for transition in record.transitions:
-                for name, status in transition.steps.items():
+                for step, status in transition.steps.items():
                     if status == BEGUN:
-                        transition.steps[name] = INTERRUPTED
-                        logger.warning('Step %s of %s was cut off by a restart; it is not run again.', name,
+                        transition.steps[step] = INTERRUPTED
+                        logger.warning('Step %s of %s was cut off by a restart; it is not run again.', step,
                                        transition.key)
-
-    def save(self):
-        """Write the whole state atomically."""
         self.prune()
-        data = {'version': STATE_VERSION, 'vm_name': self.vm_name,
-                'events': {key: asdict(record) for key, record in self.events.items()}}
-        os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix='.state-', suffix='.tmp', dir=self.directory)
+
+    def save(self, record):
+        """Write one event's record atomically."""
+        self.write(record.event_id, self.dump(record))
+
+    @staticmethod
+    def dump(record):
+        """A record as bytes: taken under the caller's lock, written later outside it with ``write``."""
+        return json.dumps(asdict(record), separators=(',', ':')).encode()
+
+    def write(self, event_id, data):
+        self._write_file(self._path(event_id), data)
+
+    def forget(self, event_id):
+        """Drop an event from memory and from disk."""
+        self.events.pop(event_id, None)
         try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                json.dump(data, handle, separators=(',', ':'))
+            os.unlink(self._path(event_id))
+        except FileNotFoundError:
+            pass
+
+    def prune(self):
+        """Forget finished events after the retention period."""
+        horizon = self._wall() - COMPLETED_RETENTION_IN_SECONDS
+        for event_id in [k for k, r in self.events.items() if r.completed_at is not None and r.completed_at < horizon]:
+            self.forget(event_id)
+
+    def _path(self, event_id):
+        # EventIds are GUIDs; anything else must not become a path.
+        return os.path.join(self.events_dir, validate_event_id(event_id).upper() + '.json')
+
+    def _write_file(self, path, data):
+        folder = os.path.dirname(path)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix='.tmp-', suffix='.json', dir=folder)
+        try:
+            with os.fdopen(fd, 'wb') as handle:
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temp, self.path)
+            os.replace(temp, path)
         except BaseException:
             if os.path.exists(temp):
                 os.unlink(temp)
             raise
-        directory = os.open(self.directory, os.O_RDONLY)
+        directory = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
             os.close(directory)
 
-    def prune(self):
-        """Forget finished events after the retention period."""
-        horizon = self._wall() - COMPLETED_RETENTION_IN_SECONDS
-        for key in [k for k, r in self.events.items() if r.completed_at is not None and r.completed_at < horizon]:
-            del self.events[key]
-
-    def _set_aside(self, reason):
-        target = f'{self.path}.corrupt-{int(self._wall())}'
+    def _set_aside(self, path, reason):
+        target = f'{path}.corrupt-{int(self._wall())}'
         try:
-            os.replace(self.path, target)
+            os.replace(path, target)
         except OSError as ex:
-            logger.error('State file %s %s, and could not be moved aside: %s', self.path, reason, ex)
+            logger.error('State %s %s, and could not be moved aside: %s', path, reason, ex)
             return
-        logger.error('State file %s %s: moved to %s, starting afresh.', self.path, reason, target)
+        logger.error('State %s %s: moved to %s.', path, reason, target)
+
+
+def _read_json(path):
+    with open(path, encoding='utf-8') as handle:
+        return json.load(handle)

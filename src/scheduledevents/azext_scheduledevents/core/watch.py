@@ -17,6 +17,7 @@ worked through in order on a thread of their own, so a long drain for one event 
 begun and as finished, so a restart resumes where it stopped and never runs a step twice.
 """
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -87,7 +88,10 @@ class Watcher:
         self._emit_line = emit
         self._wall = wall
         self._clock = clock
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()       # guards the store's records
+        self._write_lock = threading.Lock()  # orders writes of state files
+        self._versions = itertools.count(1)
+        self._written = {}                   # EventId -> version last written
         self._jobs = {}
         self._failing_since = None
         self._outage_warned = False
@@ -105,8 +109,6 @@ class Watcher:
             next_poll = max(next_poll + interval, self._clock())
             stop.wait(next_poll - self._clock())
         self.wait_for_work()
-        with self._lock:
-            self._store.save()
         return ok
 
     def poll(self):
@@ -119,8 +121,9 @@ class Watcher:
             return False
         self._imds_answered()
         with self._lock:
-            if self._observe(document):
-                self._store.save()
+            changed = self._observe(document)
+        for record in changed:
+            self._save(record)
         self._dispatch()
         return True
 
@@ -131,8 +134,9 @@ class Watcher:
     # Observing -------------------------------------------------------------------------------------------
 
     def _observe(self, document):
+        """Update the records from ``document``; returns the records that changed."""
         now = self._wall()
-        changed = False
+        changed = {}
         present = set()
         for event in document.events:
             present.add(event.event_id)
@@ -141,7 +145,7 @@ class Watcher:
                 record = EventRecord(event_id=event.event_id, snapshot=event.to_wire(), first_seen=now,
                                      ignored=self._ignore_reason(event))
                 self._store.events[event.event_id] = record
-                changed = True
+                changed[event.event_id] = record
                 if record.ignored:
                     logger.info('Ignoring event %s (%s): %s', event.event_id, event.event_type, record.ignored)
                     continue
@@ -149,29 +153,32 @@ class Watcher:
             else:
                 if record.missing_polls:
                     record.missing_polls = 0
-                    changed = True
+                    changed[event.event_id] = record
                 if record.ignored or record.completed_at is not None:
                     continue
                 previous = ScheduledEvent.from_wire(record.snapshot)
             for transition in derive_transitions(previous, event):
-                changed |= self._record(record, transition, now)
+                if self._record(record, transition, now):
+                    changed[event.event_id] = record
             if record.snapshot != event.to_wire():
                 record.snapshot = event.to_wire()
-                changed = True
+                changed[event.event_id] = record
         for event_id, record in list(self._store.events.items()):
             if event_id in present or record.completed_at is not None:
                 continue
             record.missing_polls += 1
-            changed = True
+            changed[event_id] = record
             if record.missing_polls < COMPLETION_CONFIRM_POLLS:
                 continue
             if record.ignored:
-                del self._store.events[event_id]
+                self._store.forget(event_id)
+                changed.pop(event_id)
                 continue
             record.completed_at = now
+            self._store.prune()
             for transition in derive_transitions(ScheduledEvent.from_wire(record.snapshot), None):
                 self._record(record, transition, now)
-        return changed
+        return list(changed.values())
 
     def _record(self, record, transition, now):
         if record.has_transition(transition.key):
@@ -234,59 +241,47 @@ class Watcher:
         line = self._line(transition)
         if not transition.emitted:
             self._emit(line)
-            with self._lock:
-                transition.emitted = True
-                self._store.save()
+            self._set(record, transition, 'emitted', True)
         if transition.kind == SCHEDULED and self._policy.mode == APPROVE_IMMEDIATELY:
             self._approve(record, handlers_ok=True)
-        notifier = threading.Thread(target=self._notify, args=(transition, line), daemon=True)
+        notifier = threading.Thread(target=self._notify, args=(record, transition, line), daemon=True)
         notifier.start()
-        handlers_ok = self._run_commands(transition, line)
+        handlers_ok = self._run_commands(record, transition, line)
         if transition.kind == SCHEDULED and self._policy.mode == APPROVE_AFTER_HANDLERS:
             self._approve(record, handlers_ok=handlers_ok)
         notifier.join()
-        with self._lock:
-            transition.done = True
-            self._store.save()
+        self._set(record, transition, 'done', True)
 
-    def _run_commands(self, transition, line):
+    def _run_commands(self, record, transition, line):
         """Run this kind's commands in order; True when every one of them exited 0 in time."""
         all_ok = True
         for index, handler in enumerate(self._commands.get(transition.kind, ())):
             step = f'command:{index}:{handler.name}'
             status = transition.steps.get(step)
             if status is None:
-                with self._lock:
-                    transition.steps[step] = BEGUN
-                    self._store.save()
+                self._set_step(record, transition, step, BEGUN)
                 timeout = self._handler_timeout(transition)
                 result = handler.run(dict(line, SecondsUntilNotBefore=self._seconds_left(transition)),
                                      timeout=timeout)
                 status = result.status
-                with self._lock:
-                    transition.steps[step] = status
-                    self._store.save()
+                self._set_step(record, transition, step, status)
                 log = logger.info if status == OK else logger.warning
                 log('Handler %s for %s of %s %s after %.1f s.', handler.name, transition.kind,
                     line['EventId'], result.detail, result.seconds)
             all_ok &= status == OK
         return all_ok
 
-    def _notify(self, transition, line):
+    def _notify(self, record, transition, line):
         for sink in self._sinks:
             if sink.step in transition.steps:
                 continue
-            with self._lock:
-                transition.steps[sink.step] = BEGUN
-                self._store.save()
+            self._set_step(record, transition, sink.step, BEGUN)
             try:
                 ok = sink.notify(line)
             except OSError as ex:
                 logger.warning('Notification %s failed: %s', sink.step, ex)
                 ok = False
-            with self._lock:
-                transition.steps[sink.step] = OK if ok else FAILED
-                self._store.save()
+            self._set_step(record, transition, sink.step, OK if ok else FAILED)
 
     def _approve(self, record, *, handlers_ok):
         if record.approval not in (None, 'sending'):
@@ -298,37 +293,66 @@ class Watcher:
             logger.warning('Not approving %s (%s): %s.', event.event_id, event.event_type, reason)
             self._emit(self._action_line(NOT_APPROVED, event, reason))
         if reason is not None:
-            with self._lock:
-                record.approval = f'withheld: {reason}'
-                self._store.save()
+            self._set_approval(record, f'withheld: {reason}')
             return
-        with self._lock:
-            record.approval = 'sending'
-            self._store.save()
-        left = event.seconds_until_not_before(datetime.now(timezone.utc))
-        deadline = max(self._settings.poll_deadline_in_seconds, left or 0)
-        try:
-            with self._client_factory(retry=RetryPolicy(deadline_in_seconds=deadline)) as client:
-                result, = approve_events(client, [event.event_id], force=False)
-        except EventNotFoundError:
-            logger.info('Not approving %s: it left the document (over or canceled).', event.event_id)
-            with self._lock:
-                record.approval = 'not sent: left the document'
-                self._store.save()
+        self._set_approval(record, 'sending')
+        result = self._send_approval(record, event)
+        if result is None:
             return
-        except Exception as ex:  # pylint: disable=broad-except
-            # An approval that could not be sent must not take the daemon down; NotBefore still comes.
-            logger.error('Approving %s failed: %s', event.event_id, ex)
-            with self._lock:
-                record.approval = f'failed: {ex}'
-                self._store.save()
-            return
-        with self._lock:
-            record.approval = APPROVED if result.sent else f'not sent: {result.status_after}'
-            self._store.save()
+        self._set_approval(record, APPROVED if result.sent else f'not sent: {result.status_after}')
         if result.sent:
             logger.info('Approved %s (%s): now %s.', event.event_id, event.event_type, result.status_after)
             self._emit(self._action_line(APPROVED, event, f'EventStatus {result.status_after}'))
+
+    def _save(self, record):
+        """Persist one record. The bytes are taken under the lock and written outside it, so polling never
+        waits on a disk; a write that a newer one has overtaken is skipped (the newer one holds its change)."""
+        with self._lock:
+            if self._store.events.get(record.event_id) is not record:
+                return
+            version, data = next(self._versions), self._store.dump(record)
+        with self._write_lock:
+            if version > self._written.get(record.event_id, 0):
+                self._store.write(record.event_id, data)
+                self._written[record.event_id] = version
+
+    def _send_approval(self, record, event):
+        """Approve ``event``, retrying IMDS faults until NotBefore (at least one poll deadline)."""
+        left = event.seconds_until_not_before(datetime.now(timezone.utc)) or 0
+        give_up_at = self._clock() + max(self._settings.poll_deadline_in_seconds, left)
+        for attempt in itertools.count():
+            remaining = give_up_at - self._clock()
+            try:
+                with self._client_factory(retry=RetryPolicy(deadline_in_seconds=max(remaining, 0.1))) as client:
+                    result, = approve_events(client, [event.event_id], force=False)
+                return result
+            except EventNotFoundError:
+                logger.info('Not approving %s: it left the document (over or canceled).', event.event_id)
+                self._set_approval(record, 'not sent: left the document')
+                return None
+            except ImdsError as ex:
+                delay = RetryPolicy().delay(attempt)
+                if self._clock() + delay >= give_up_at:
+                    # NotBefore comes all the same; the daemon goes on.
+                    logger.error('Approving %s failed: %s', event.event_id, ex)
+                    self._set_approval(record, f'failed: {ex}')
+                    return None
+                logger.info('Approving %s: %s; trying again in %.1f s', event.event_id, ex, delay)
+                time.sleep(delay)
+
+    def _set(self, record, obj, attribute, value):
+        """Change ``obj`` (the record or one of its transitions) and persist the record."""
+        with self._lock:
+            setattr(obj, attribute, value)
+        self._save(record)
+
+    def _set_approval(self, record, value):
+        self._set(record, record, 'approval', value)
+
+    def _set_step(self, record, transition, step, status):
+        with self._lock:
+            transition.steps[step] = status
+        self._save(record)
 
     # Lines -----------------------------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ CONTROL_PREFIX = '/_emulator'
 DEFAULT_RATE_LIMIT_PER_SECOND = 5
 INSTANCE_API_VERSIONS = ('2017-04-02', '2017-08-01', '2017-12-01', '2018-10-01', '2019-03-11', '2019-06-01',
                          '2019-08-15', '2020-06-01', '2020-09-01', INSTANCE_API_VERSION, '2021-12-13', '2023-07-01')
-FAULT_KINDS = ('status', 'reset', 'delay', 'garbage')
+FAULT_KINDS = ('status', 'reset', 'delay', 'garbage', 'empty')
 
 _BAD_API_VERSION = ('Bad request. api-version is invalid or was not specified in the request. '
                     'For more information refer to aka.ms/azureimds')
@@ -400,6 +400,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return 0
             if fault.kind == 'garbage':
                 return self._send_raw(200, b'<html>upstream error</html>', 'text/html')
+            if fault.kind == 'empty' and method == 'GET' and path_kind == 'scheduledevents':
+                # What the first call may return while the service is being enabled.
+                return self._send(200, {'DocumentIncarnation': 1, 'Events': []})
             if fault.kind == 'status':
                 extra = {} if fault.retry_after is None else {'Retry-After': str(fault.retry_after)}
                 return self._send(fault.status, {'error': f'Injected fault {fault.status}'}, extra)

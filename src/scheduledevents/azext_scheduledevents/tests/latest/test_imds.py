@@ -224,3 +224,9 @@ def test_retry_delays_grow_and_are_capped():
     policy = RetryPolicy(first_delay_in_seconds=0.5, max_delay_in_seconds=8)
     assert [policy.delay(n, rng=lambda: 1.0) for n in range(6)] == [0.5, 1, 2, 4, 8, 8]
     assert [policy.delay(n, rng=lambda: 0.0) for n in range(2)] == [0.25, 0.5]
+
+
+def test_an_error_page_is_not_taken_for_the_vm_name(emulator):
+    emulator.add_fault({'kind': 'garbage', 'count': 1, 'path': 'instance'})
+    with client_for(emulator) as client, pytest.raises(ImdsProtocolError, match='not a VM name'):
+        client.vm_name()
