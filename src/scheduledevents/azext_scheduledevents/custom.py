@@ -4,6 +4,7 @@
 # --------------------------------------------------------------------------------------------
 """The commands: read az settings, call the core, turn core errors into az errors, return plain data."""
 
+import contextlib
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -93,13 +94,14 @@ def watch_events(cmd, on_scheduled=None, on_started=None, on_completed=None,  # 
         raise azclierror.InvalidArgumentValueError(f'--syslog: no syslog socket at {syslog_socket}.',
                                                    'Give the socket with --syslog-socket.')
     style = daemon.TEXT_LINES if cmd.cli_ctx.invocation.data.get('output') in ('table', 'tsv') else daemon.JSON_LINES
-    with _az_errors():
+    printer = daemon.LinePrinter(style)
+    with _az_errors(), contextlib.closing(printer):
         answered = daemon.run(
             endpoint=_endpoint(cmd), api_version=api_version, settings=settings, policy=policy, commands=commands,
             state_dir=state_dir or os.path.join(cmd.cli_ctx.config.config_dir, 'scheduled-events'),
             sink_options=daemon.SinkOptions(webhooks=tuple(webhook or ()), event_grid_topic=event_grid_topic,
                                             event_grid_key=key, syslog_socket=syslog_socket if syslog else None),
-            emit=daemon.line_printer(style))
+            emit=printer)
     if not answered:
         raise azclierror.AzureConnectionError('IMDS did not answer the poll.', _RECOMMEND_ENDPOINT)
 

@@ -10,6 +10,7 @@ and the process exits 0.
 
 import functools
 import json
+import queue
 import signal
 import sys
 import threading
@@ -37,13 +38,36 @@ def format_text(line):
     return f"{head}  {when}  resources {', '.join(line.get('Resources') or [])}"
 
 
-def line_printer(style, stream=None):
-    """A function that writes each line to ``stream`` (stdout): JSON lines, or text."""
-    def emit(line):
-        out = stream or sys.stdout
-        out.write((json.dumps(line) if style == JSON_LINES else format_text(line)) + '\n')
-        out.flush()
-    return emit
+class LinePrinter:
+    """Writes lines to ``stream`` (stdout) on a thread of its own: JSON lines, or text.
+
+    A reader that falls behind (a full pipe) must never hold up polling or handlers; lines wait in memory.
+    """
+
+    def __init__(self, style, stream=None):
+        self._style = style
+        self._stream = stream
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write, name='line-printer', daemon=True)
+        self._thread.start()
+
+    def __call__(self, line):
+        self._queue.put(line)
+
+    def close(self, timeout=5.0):
+        """Write what is queued (waiting at most ``timeout``), then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _write(self):
+        while (line := self._queue.get()) is not None:
+            out = self._stream or sys.stdout
+            try:
+                out.write((json.dumps(line) if self._style == JSON_LINES else format_text(line)) + '\n')
+                out.flush()
+            except (OSError, ValueError) as ex:
+                # stdout went away (a closed pipe): the lines are lost, the watcher goes on.
+                logger.warning('Cannot write to stdout: %s', ex)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,6 +27,7 @@ from .events import validate_event_id
 logger = get_logger(__name__)
 
 META_FILE = 'meta.json'
+TEMP_PREFIX = '.tmp-'
 EVENTS_DIR = 'events'
 LOCK_FILE = 'watch.lock'
 STATE_VERSION = 1
@@ -136,7 +137,11 @@ class StateStore:
                 self._set_aside(self.events_dir, f'belongs to VM {saved_vm!r}, not {vm_name!r}')
         self._write_file(meta_path, json.dumps({'version': STATE_VERSION, 'vm_name': vm_name}).encode())
         names = os.listdir(self.events_dir) if os.path.isdir(self.events_dir) else []
-        for name in sorted(n for n in names if n.endswith('.json')):
+        for name in names:
+            if name.startswith(TEMP_PREFIX):
+                # A write cut off by a crash: the file it was replacing is still whole.
+                os.unlink(os.path.join(self.events_dir, name))
+        for name in sorted(n for n in names if n.endswith('.json') and not n.startswith(TEMP_PREFIX)):
             path = os.path.join(self.events_dir, name)
             try:
                 record = EventRecord.from_dict(_read_json(path))
@@ -185,7 +190,7 @@ class StateStore:
     def _write_file(self, path, data):
         folder = os.path.dirname(path)
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix='.tmp-', suffix='.json', dir=folder)
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix='.tmp', dir=folder)
         try:
             with os.fdopen(fd, 'wb') as handle:
                 handle.write(data)

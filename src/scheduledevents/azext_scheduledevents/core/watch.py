@@ -89,6 +89,7 @@ class Watcher:
         self._wall = wall
         self._clock = clock
         self._lock = threading.RLock()       # guards the store's records
+        self._emit_lock = threading.Lock()   # keeps lines whole; never held with the lock above
         self._write_lock = threading.Lock()  # orders writes of state files
         self._versions = itertools.count(1)
         self._written = {}                   # EventId -> version last written
@@ -378,7 +379,7 @@ class Watcher:
                 'EventId': event.event_id, 'EventType': event.event_type, 'detail': detail}
 
     def _emit(self, line):
-        with self._lock:
+        with self._emit_lock:
             self._emit_line(line)
 
 

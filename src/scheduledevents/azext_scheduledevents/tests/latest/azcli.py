@@ -54,9 +54,10 @@ class AzCli:
                                    timeout=timeout, check=False, stdin=subprocess.DEVNULL)
         return AzResult(completed)
 
-    def popen(self, *args, **env):
-        return subprocess.Popen([str(AZ), *args], env=self.environment(**env), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    def popen(self, *args, output=subprocess.PIPE, **env):
+        """Start az; ``output`` is where its stdout and stderr go (a reader must keep up with a PIPE)."""
+        return subprocess.Popen([str(AZ), *args], env=self.environment(**env), stdout=output, stderr=output,
+                                text=True, stdin=subprocess.DEVNULL)
 
     def fresh_config_dir(self, name):
         """A copy of the logged-out config directory, for a test that changes az config."""

@@ -282,3 +282,14 @@ def test_once_polls_once(emulator, tmp_path, recorder):
     assert watcher.result is True and watcher.transitions() == ['scheduled']
     assert len(recorder.runs('end')) == 1
     assert len([r for r in emulator.requests() if r['path'] == '/metadata/scheduledevents']) == 1
+
+
+def test_a_write_cut_off_by_a_crash_leaves_the_old_file(tmp_path):
+    store = StateStore(tmp_path)
+    store.load(vm_name='web_0')
+    store.save(EventRecord(event_id=EVENT['EventId'], snapshot=EVENT, first_seen=1.0))
+    (tmp_path / 'events' / '.tmp-abc123.tmp').write_text('{"event_id": "half')
+    again = StateStore(tmp_path)
+    again.load(vm_name='web_0')
+    assert list(again.events) == [EVENT['EventId']]
+    assert [p.name for p in (tmp_path / 'events').iterdir()] == [EVENT['EventId'] + '.json']

@@ -109,7 +109,7 @@ def read_state(state_dir):
     """The state directory as one dict: ``{'vm_name': ..., 'events': {EventId: record}}``."""
     with open(os.path.join(state_dir, 'meta.json'), encoding='utf-8') as handle:
         state = {'vm_name': json.load(handle)['vm_name'], 'events': {}}
-    for path in Path(state_dir, 'events').glob('*.json'):
+    for path in Path(state_dir, 'events').glob('[!.]*.json'):
         record = json.loads(path.read_text())
         state['events'][record['event_id']] = record
     return state

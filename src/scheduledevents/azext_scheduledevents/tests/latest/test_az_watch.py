@@ -1,0 +1,198 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""`az scheduled-events watch` end to end: the real az, the emulator, real handlers, real signals."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from .test_handlers import Receiver
+from .watching import Recorder, read_state
+
+ENDPOINT = 'AZURE_SCHEDULED_EVENTS_IMDS_ENDPOINT'
+
+
+def watch_args(recorder, *extra, kinds=('scheduled', 'started', 'completed'), sleep=0.0):
+    args = ['scheduled-events', 'watch', '--interval', '0.1', '--only-show-errors', *extra]
+    for kind in kinds:
+        args += [f'--on-{kind}', recorder.command(kind, sleep=sleep)]
+    return args
+
+
+def wait_until(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError('timed out')
+
+
+def test_watch_prints_json_lines_and_approves(az, emulator, tmp_path):
+    recorder = Recorder.create(tmp_path)
+    event_id, = emulator.add_events([{'EventType': 'Reboot', 'notice': 60, 'runs_for': 0.5}])
+    proc = az.popen(*watch_args(recorder, '--approve', 'after-handlers', '--state-dir', str(tmp_path / 'state')),
+                    **{ENDPOINT: emulator.url})
+    try:
+        wait_until(lambda: len(recorder.runs('end')) == 3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line['transition'] for line in lines] == ['scheduled', 'approved', 'started', 'completed']
+    assert {line['EventId'] for line in lines} == {event_id}
+
+
+def test_watch_once_and_text_lines(az, emulator, tmp_path):
+    emulator.add_events([{'EventType': 'Preempt'}])
+    result = az.run('scheduled-events', 'watch', '--once', '-o', 'table', '--only-show-errors',
+                    '--state-dir', str(tmp_path / 'state'), **{ENDPOINT: emulator.url})
+    assert result.returncode == 0, result
+    line, = result.stdout.splitlines()
+    assert line.split()[1:3] == ['scheduled', 'Preempt'] and '(in ' in line
+
+
+def test_watch_once_with_imds_down_fails_cleanly(az, tmp_path):
+    result = az.run('scheduled-events', 'watch', '--once', '--only-show-errors', '--state-dir',
+                    str(tmp_path / 'state'), **{ENDPOINT: 'http://127.0.0.1:9'})
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert result.stderr.startswith('ERROR: IMDS is not reachable at http://127.0.0.1:9')
+
+
+def test_sigterm_lets_the_running_handler_finish(az, emulator, tmp_path):
+    recorder = Recorder.create(tmp_path)
+    emulator.add_events([{'EventType': 'Reboot', 'notice': 60}])
+    state = tmp_path / 'state'
+    proc = az.popen(*watch_args(recorder, '--state-dir', str(state), kinds=['scheduled'], sleep=2),
+                    **{ENDPOINT: emulator.url})
+    wait_until(lambda: recorder.runs())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert len(recorder.runs('end')) == 1                 # it finished before the watcher exited
+    transition, = next(iter(read_state(state)['events'].values()))['transitions']
+    assert transition['steps'] == {'command:0:env': 'ok'} and transition['done']
+
+
+def test_sigkill_and_restart_never_repeat_or_miss(az, emulator, tmp_path):
+    recorder = Recorder.create(tmp_path)
+    state = str(tmp_path / 'state')
+    ids = emulator.add_events([{'EventType': 'Reboot', 'at': i * 1.5, 'notice': 3, 'runs_for': 2}
+                               for i in range(6)])
+    args = watch_args(recorder, '--state-dir', state, sleep=0.3)
+    rng = random.Random(3)
+    kills = 0
+    stop_killing = time.monotonic() + 12
+    while time.monotonic() < stop_killing:
+        proc = az.popen(*args, **{ENDPOINT: emulator.url})
+        time.sleep(rng.uniform(0.6, 1.6))
+        proc.kill()
+        proc.wait()
+        kills += 1
+    proc = az.popen(*args, **{ENDPOINT: emulator.url})
+    try:
+        wait_until(lambda: all(read_state(state)['events'].get(i, {}).get('completed_at')
+                               and all(t['done'] for t in read_state(state)['events'][i]['transitions'])
+                               for i in ids), timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    starts = Counter((kind, event_id) for _, kind, event_id in recorder.labels())
+    records = read_state(state)['events']
+    assert kills >= 6
+    assert max(starts.values()) == 1, (starts, records)                 # no handler ran twice
+    for event_id in ids:                                                 # no transition missed
+        kinds = [t['kind'] for t in records[event_id]['transitions']]
+        assert kinds == ['scheduled', 'started', 'completed'], records[event_id]
+
+
+@pytest.mark.parametrize('verbosity', ['--verbose', '--debug'])
+def test_webhook_and_event_grid_through_az_without_secrets_in_logs(az, emulator, tmp_path, verbosity):
+    hook, grid = Receiver(), Receiver()
+    try:
+        emulator.add_events([{'EventType': 'Freeze'}])
+        result = az.run('scheduled-events', 'watch', '--once', verbosity, '--state-dir', str(tmp_path / 'state'),
+                        '--webhook', hook.url + '/hook?code=HOOKSECRET', '--event-grid-topic', grid.url + '/api/events',
+                        SCHEDULED_EVENTS_EVENT_GRID_KEY='GRIDSECRET', **{ENDPOINT: emulator.url})
+        assert result.returncode == 0, result
+        assert hook.requests[0]['body']['specversion'] == '1.0'
+        assert grid.requests[0]['headers']['aeg-sas-key'] == 'GRIDSECRET'
+        assert 'GRIDSECRET' not in result.stderr + result.stdout
+        if verbosity == '--verbose':
+            # With --debug az itself echoes its command line, and so the webhook URL's query.
+            assert 'HOOKSECRET' not in result.stderr + result.stdout
+            assert f'Notifying webhook at {hook.url}/hook' in result.stderr
+    finally:
+        hook.close()
+        grid.close()
+
+
+@pytest.mark.parametrize('args, message', [
+    (('--on-scheduled', '/no/such/drain'), 'not found'),
+    (('--interval', '0'), '--interval'),
+    (('--event-grid-topic', 'https://t.example/api/events'), 'SCHEDULED_EVENTS_EVENT_GRID_KEY'),
+    (('--webhook', 'ftp://x'), '--webhook'),
+    (('--approve', 'sometimes'), 'sometimes'),
+], ids=['missing-handler', 'interval', 'grid-key', 'webhook-scheme', 'approve-mode'])
+def test_watch_refuses_bad_input(az, emulator, tmp_path, args, message):
+    result = az.run('scheduled-events', 'watch', '--once', '--only-show-errors', '--state-dir',
+                    str(tmp_path / 'state'), *args, **{ENDPOINT: emulator.url})
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert message in result.stderr
+    assert emulator.requests() == []
+
+
+def test_second_watcher_on_the_same_state_is_refused(az, emulator, tmp_path):
+    state = str(tmp_path / 'state')
+    first = az.popen('scheduled-events', 'watch', '--state-dir', state, '--only-show-errors',
+                     **{ENDPOINT: emulator.url})
+    try:
+        wait_until(lambda: (tmp_path / 'state' / 'meta.json').exists())
+        second = az.run('scheduled-events', 'watch', '--once', '--state-dir', state, '--only-show-errors',
+                        **{ENDPOINT: emulator.url})
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+    assert second.returncode != 0 and 'another watcher' in second.stderr
+
+
+def test_systemd_unit_verifies(az, tmp_path):
+    if not shutil.which('systemd-analyze'):
+        if os.environ.get('CI'):
+            pytest.fail('systemd-analyze is not installed (scripts/bootstrap installs it as root)')
+        pytest.skip('systemd-analyze is not installed')
+    result = az.run('scheduled-events', 'watch', '--on-scheduled', '/bin/true --grace "20 s"', '--approve',
+                    'after-handlers', '--approve-types', 'Freeze', 'Reboot', '--print-systemd-unit')
+    assert result.returncode == 0, result
+    unit = result.stdout
+    assert 'Restart=always' in unit and 'KillMode=mixed' in unit and 'OnCalendar' not in unit
+    exec_start = next(line for line in unit.splitlines() if line.startswith('ExecStart='))
+    assert '"/bin/true --grace \\"20 s\\""' in exec_start
+    assert '--approve-types Freeze Reboot' in exec_start and '--state-dir /var/lib/scheduled-events' in exec_start
+    path = tmp_path / 'scheduled-events-watch.service'
+    path.write_text(unit)
+    verify = subprocess.run(['systemd-analyze', 'verify', str(path)], capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stderr
+    assert path.name not in verify.stderr, verify.stderr
+
+
+def test_a_reader_that_never_reads_stdout_does_not_stall_the_watcher(az, emulator, tmp_path):
+    recorder = Recorder.create(tmp_path)
+    # 60 events x 3 transitions of ~500-byte lines: more than a pipe's 64 KiB buffer.
+    ids = emulator.add_events([{'EventType': 'Freeze', 'at': i * 0.1, 'notice': 0.5, 'runs_for': 0.3,
+                                'Description': 'x' * 200} for i in range(60)])
+    proc = az.popen(*watch_args(recorder, '--state-dir', str(tmp_path / 'state')), **{ENDPOINT: emulator.url})
+    try:
+        wait_until(lambda: len(recorder.runs('end')) == 3 * len(ids), timeout=90)
+    finally:
+        proc.kill()
+        proc.communicate()
