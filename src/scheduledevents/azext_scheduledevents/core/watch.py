@@ -94,11 +94,17 @@ class Watcher:
         self._versions = itertools.count(1)
         self._written = {}                   # EventId -> version last written
         self._jobs = {}
+        self._stop = threading.Event()
         self._failing_since = None
         self._outage_warned = False
 
     def run(self, stop):
-        """Poll every interval until ``stop`` is set (or once), then let running work finish and save."""
+        """Poll every interval until ``stop`` is set (or once), then let running work finish.
+
+        After ``stop``, a running command finishes (or meets its deadline) but no new one starts: what is
+        left is still pending in the state and runs when the watcher starts again.
+        """
+        self._stop = stop
         interval = self._settings.interval_in_seconds
         next_poll = self._clock()
         ok = False
@@ -229,7 +235,7 @@ class Watcher:
                     job.start()
 
     def _work(self, event_id):
-        while True:
+        while not self._stop.is_set():
             with self._lock:
                 record = self._store.events.get(event_id)
                 pending = record.pending() if record else []
@@ -248,17 +254,28 @@ class Watcher:
         notifier = threading.Thread(target=self._notify, args=(record, transition, line), daemon=True)
         notifier.start()
         handlers_ok = self._run_commands(record, transition, line)
+        notifier.join()
+        if self._stop.is_set() and not self._all_steps_taken(transition):
+            return
         if transition.kind == SCHEDULED and self._policy.mode == APPROVE_AFTER_HANDLERS:
             self._approve(record, handlers_ok=handlers_ok)
-        notifier.join()
         self._set(record, transition, 'done', True)
+
+    def _command_steps(self, kind):
+        """(step name, handler) for this kind's commands; the name is how the state knows the step."""
+        return [(f'command:{i}:{h.name}', h) for i, h in enumerate(self._commands.get(kind, ()))]
+
+    def _all_steps_taken(self, transition):
+        steps = [step for step, _ in self._command_steps(transition.kind)] + [sink.step for sink in self._sinks]
+        return all(step in transition.steps for step in steps)
 
     def _run_commands(self, record, transition, line):
         """Run this kind's commands in order; True when every one of them exited 0 in time."""
         all_ok = True
-        for index, handler in enumerate(self._commands.get(transition.kind, ())):
-            step = f'command:{index}:{handler.name}'
+        for step, handler in self._command_steps(transition.kind):
             status = transition.steps.get(step)
+            if status is None and self._stop.is_set():
+                return False
             if status is None:
                 self._set_step(record, transition, step, BEGUN)
                 timeout = self._handler_timeout(transition)
@@ -276,6 +293,8 @@ class Watcher:
         for sink in self._sinks:
             if sink.step in transition.steps:
                 continue
+            if self._stop.is_set():
+                return
             self._set_step(record, transition, sink.step, BEGUN)
             try:
                 ok = sink.notify(line)

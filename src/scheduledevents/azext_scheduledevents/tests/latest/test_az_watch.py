@@ -69,18 +69,28 @@ def test_watch_once_with_imds_down_fails_cleanly(az, tmp_path):
     assert result.stderr.startswith('ERROR: IMDS is not reachable at http://127.0.0.1:9')
 
 
-def test_sigterm_lets_the_running_handler_finish(az, emulator, tmp_path):
+def test_sigterm_lets_the_running_handler_finish_and_starts_no_other(az, emulator, tmp_path):
     recorder = Recorder.create(tmp_path)
     emulator.add_events([{'EventType': 'Reboot', 'notice': 60}])
     state = tmp_path / 'state'
-    proc = az.popen(*watch_args(recorder, '--state-dir', str(state), kinds=['scheduled'], sleep=2),
-                    **{ENDPOINT: emulator.url})
+    args = ['scheduled-events', 'watch', '--interval', '0.1', '--only-show-errors', '--state-dir', str(state),
+            '--on-scheduled', recorder.command('first', sleep=2), '--on-scheduled', recorder.command('second')]
+    proc = az.popen(*args, **{ENDPOINT: emulator.url})
     wait_until(lambda: recorder.runs())
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+    assert [run['argv'][0] for run in recorder.runs('start')] == ['first']
     assert len(recorder.runs('end')) == 1                 # it finished before the watcher exited
     transition, = next(iter(read_state(state)['events'].values()))['transitions']
-    assert transition['steps'] == {'command:0:env': 'ok'} and transition['done']
+    assert transition['steps'] == {'command:0:env': 'ok'} and not transition['done']
+    # The next start picks up where it stopped: the second command runs, the first does not run again.
+    proc = az.popen(*args, **{ENDPOINT: emulator.url})
+    try:
+        wait_until(lambda: len(recorder.runs('end')) == 2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert [run['argv'][0] for run in recorder.runs('start')] == ['first', 'second']
 
 
 def test_sigkill_and_restart_never_repeat_or_miss(az, emulator, tmp_path):
