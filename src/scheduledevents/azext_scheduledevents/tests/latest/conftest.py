@@ -7,7 +7,9 @@
 import http.client
 import json
 import os
+import socket
 import sys
+import threading
 import time
 
 import pytest
@@ -69,6 +71,38 @@ def timed_emulator(clock):
     wall_offset = time.time() - clock.now
     with ImdsEmulator(vm_name='web_0', rate_limit=0, clock=clock, wall=lambda: clock.now + wall_offset) as server:
         yield server
+
+
+PROXY_VARIABLES = ('HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY')
+
+
+@pytest.fixture
+def proxy_trap():
+    """A listening 'proxy' that records every connection made to it: ``(proxy variables, hits)``.
+
+    The variables point every proxy setting at it and clear NO_PROXY; ``hits`` fills as connections come.
+    """
+    hits = []
+    stop = threading.Event()
+    with socket.socket() as proxy:
+        proxy.bind(('127.0.0.1', 0))
+        proxy.listen(8)
+        proxy.settimeout(0.05)
+
+        def accept():
+            while not stop.is_set():
+                try:
+                    conn, address = proxy.accept()
+                except OSError:
+                    continue
+                conn.close()
+                hits.append(address)
+        watcher = threading.Thread(target=accept, daemon=True)
+        watcher.start()
+        url = 'http://127.0.0.1:%d' % proxy.getsockname()[1]
+        yield dict({name: url for name in PROXY_VARIABLES}, NO_PROXY=None, no_proxy=None), hits
+        stop.set()
+        watcher.join()
 
 
 def http_call(url, method='GET', path='/', body=None, headers=None):

@@ -7,7 +7,6 @@
 import re
 import signal
 import socket
-import threading
 import time
 
 import pytest
@@ -153,28 +152,10 @@ def test_transient_faults_are_ridden_out(az, emulator):
     assert [r['status'] for r in imds_requests(emulator)][:4] == [503, 503, 0, 200]
 
 
-def test_proxy_variables_do_not_divert_imds(az, emulator):
-    hits = []
-    with socket.socket() as proxy:
-        proxy.bind(('127.0.0.1', 0))
-        proxy.listen(8)
-        proxy.settimeout(0.2)
-        stop = threading.Event()
-
-        def watch():
-            while not stop.is_set():
-                try:
-                    hits.append(proxy.accept())
-                except OSError:
-                    pass
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        url = 'http://127.0.0.1:%d' % proxy.getsockname()[1]
-        proxies = {name: url for name in ('HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY')}
-        emulator.add_events([{'EventType': 'Reboot'}])
-        result = run(az, emulator, 'list', NO_PROXY=None, no_proxy=None, **proxies)
-        stop.set()
-        watcher.join()
+def test_proxy_variables_do_not_divert_imds(az, emulator, proxy_trap):
+    proxies, hits = proxy_trap
+    emulator.add_events([{'EventType': 'Reboot'}])
+    result = run(az, emulator, 'list', **proxies)
     assert result.returncode == 0, result
     assert len(result.json) == 1
     assert hits == []
