@@ -24,11 +24,13 @@ def main(argv=None):
     parser.add_argument('--terminate-notice', default='PT5M', help='Terminate notice, PT5M..PT15M (default PT5M)')
     parser.add_argument('--rate-limit', type=int, default=DEFAULT_RATE_LIMIT_PER_SECOND,
                         help=f'requests a second before 429 (default {DEFAULT_RATE_LIMIT_PER_SECOND}; 0: none)')
+    parser.add_argument('--control-socket', help='also serve the API on this Unix socket (for namespaces)')
     args = parser.parse_args(argv)
     try:
         emulator = ImdsEmulator.from_scenario(
             args.scenario, host=args.host, port=args.port, vm_name=args.vm_name, speed=args.speed,
-            terminate_notice=parse_terminate_notice(args.terminate_notice), rate_limit=args.rate_limit)
+            terminate_notice=parse_terminate_notice(args.terminate_notice), rate_limit=args.rate_limit,
+            control_socket=args.control_socket)
     except (ScenarioError, ValueError, OSError) as ex:
         parser.exit(2, f'error: {ex}\n')
     serve_until_stopped(emulator, describe=f' (scenario {args.scenario}, speed {args.speed:g})')

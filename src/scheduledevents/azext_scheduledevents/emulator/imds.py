@@ -28,8 +28,10 @@ inject faults and read the request log:
 import json
 import random
 import re
+import os
 import signal
 import socket
+import socketserver
 import struct
 import sys
 import threading
@@ -113,7 +115,8 @@ class ImdsEmulator:
     """
 
     def __init__(self, *, host='127.0.0.1', port=0, vm_name='web_0', events=(), speed=1.0, terminate_notice=None,
-                 rate_limit=DEFAULT_RATE_LIMIT_PER_SECOND, seed=None, clock=time.monotonic, wall=time.time):
+                 rate_limit=DEFAULT_RATE_LIMIT_PER_SECOND, control_socket=None, seed=None, clock=time.monotonic,
+                 wall=time.time):
         if speed <= 0:
             raise ValueError('speed must be greater than 0')
         self.vm_name = vm_name
@@ -133,9 +136,14 @@ class ImdsEmulator:
         self._tokens_at = clock()
         self.add_events(events)
         self._server = ThreadingHTTPServer((host, port), _Handler)
-        self._server.daemon_threads = True
-        self._server.emulator = self
-        self._thread = None
+        self._servers = [self._server]
+        if control_socket:
+            # The same API on a Unix socket: reachable from outside the network namespace IMDS listens in.
+            self._servers.append(_UnixHTTPServer(control_socket, _Handler))
+        for server in self._servers:
+            server.daemon_threads = True
+            server.emulator = self
+        self._threads = []
 
     @classmethod
     def from_scenario(cls, scenario='empty', **kwargs):
@@ -149,18 +157,23 @@ class ImdsEmulator:
         return f'http://{host}:{port}'
 
     def start(self):
-        # A short poll interval keeps stop() quick; serving itself does not poll.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.05},
-                                        name='imds-emulator', daemon=True)
-        self._thread.start()
+        for server in self._servers:
+            # A short poll interval keeps stop() quick; serving itself does not poll.
+            thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05},
+                                      name='imds-emulator', daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def stop(self):
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
+        for server, thread in zip(self._servers, self._threads):
+            server.shutdown()
+            thread.join()
+        self._threads = []
+        for server in self._servers:
+            server.server_close()
+            if isinstance(server, _UnixHTTPServer) and os.path.exists(server.server_address):
+                os.unlink(server.server_address)
 
     def __enter__(self):
         return self.start()
@@ -344,9 +357,16 @@ def _same_id(a, b):
     return a is not None and b is not None and a.lower() == b.lower()
 
 
+class _UnixHTTPServer(socketserver.ThreadingUnixStreamServer):
+    pass
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     server_version = 'IMDS-emulator'
+
+    def address_string(self):
+        return self.client_address[0] if self.client_address else 'unix'
 
     def log_message(self, format, *args):  # pylint: disable=redefined-builtin
         logger.debug('%s %s', self.address_string(), format % args)

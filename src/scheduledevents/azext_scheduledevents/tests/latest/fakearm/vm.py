@@ -1,0 +1,107 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""A simulated VM: a network namespace of its own in which its IMDS emulator listens on the real
+address, 169.254.169.254:80, and in which Run Command scripts really run (``nsenter``). The emulator's
+control API is also on a Unix socket, so the tests reach it from outside the namespace."""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..azcli import EXTENSION_SRC
+from ..netguard import SITE_DIR
+
+IMDS_ADDRESS = '169.254.169.254'
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=10):
+        super().__init__('localhost', timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+class SimulatedVm:
+    """``SimulatedVm('web_0', folder).start()``; ``run_script(text, timeout)`` runs a script inside it."""
+
+    def __init__(self, name, folder, *, os_type='Linux'):
+        self.name = name
+        self.os_type = os_type
+        self.folder = Path(folder)
+        self.socket_path = str(self.folder / f'{name}.sock')
+        self._proc = None
+
+    def start(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([SITE_DIR, str(EXTENSION_SRC)]))
+        setup = (f'ip link set lo up && ip addr add {IMDS_ADDRESS}/32 dev lo && exec {sys.executable} -m '
+                 f'azext_scheduledevents.emulator --host {IMDS_ADDRESS} --port 80 --vm-name {self.name} '
+                 f'--rate-limit 0 --control-socket {self.socket_path}')
+        self._proc = subprocess.Popen(['unshare', '-n', 'sh', '-c', setup], env=env,  # pylint: disable=consider-using-with
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f'the emulator of {self.name} exited with {self._proc.returncode}')
+            try:
+                self.control('GET', '/_emulator/state')
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f'the emulator of {self.name} did not start')
+
+    def stop(self):
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def control(self, method, path, body=None):
+        """Call the emulator's control API; returns the decoded JSON answer."""
+        conn = _UnixConnection(self.socket_path)
+        try:
+            conn.request(method, path, body=None if body is None else json.dumps(body).encode(),
+                         headers={'Content-Type': 'application/json'})
+            response = conn.getresponse()
+            data = json.loads(response.read() or b'null')
+        finally:
+            conn.close()
+        if response.status >= 300:
+            raise RuntimeError(f'{method} {path} on {self.name}: {response.status} {data}')
+        return data
+
+    def add_events(self, plans):
+        return self.control('POST', '/_emulator/events', {'events': plans})['EventIds']
+
+    def document(self):
+        return self.control('GET', '/_emulator/state')
+
+    def requests(self):
+        return self.control('GET', '/_emulator/requests')['requests']
+
+    def run_script(self, script, timeout):
+        """Run ``script`` with sh inside this VM's network namespace -> (exit code, stdout, stderr)."""
+        try:
+            done = subprocess.run(['nsenter', f'--net=/proc/{self._proc.pid}/ns/net', '--', 'sh', '-c', script],
+                                  capture_output=True, timeout=timeout, check=False, cwd=self.folder,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as ex:
+            return None, ex.stdout or b'', ex.stderr or b''
+        return done.returncode, done.stdout, done.stderr
