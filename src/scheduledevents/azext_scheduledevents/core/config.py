@@ -91,3 +91,27 @@ class WatchSettings:
             raise ValueError('interval and handler timeout must be greater than 0')
         if self.deadline_margin_in_seconds < 0:
             raise ValueError('the deadline margin cannot be negative')
+
+
+# Run Command allows one script at a time per VM and is throttled per subscription: a handful in flight.
+FANOUT_MAX_PARALLEL = 10
+# Even a trivial Run Command script takes tens of seconds on Azure.
+FANOUT_INSTANCE_TIMEOUT_IN_SECONDS = 300.0
+# Compute's 202s carry no Retry-After, and the SDK would then wait 30 s between polls.
+FANOUT_POLL_INTERVAL_IN_SECONDS = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FanoutSettings:
+    """How a fleet command spreads over instances.
+
+        FanoutSettings(max_parallel=20, instance_timeout_in_seconds=120)
+    """
+
+    max_parallel: int = FANOUT_MAX_PARALLEL
+    instance_timeout_in_seconds: float = FANOUT_INSTANCE_TIMEOUT_IN_SECONDS
+    poll_interval_in_seconds: float = FANOUT_POLL_INTERVAL_IN_SECONDS
+
+    def __post_init__(self):
+        if self.max_parallel < 1 or self.instance_timeout_in_seconds <= 0 or self.poll_interval_in_seconds <= 0:
+            raise ValueError('max_parallel must be at least 1, and the timeout and poll interval above 0')

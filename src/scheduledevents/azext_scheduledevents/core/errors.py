@@ -11,6 +11,8 @@
     - ImdsRejectedError        - IMDS refused the request (400: header, api-version, body)
     - ImdsResponseError        - any other unexpected HTTP status
     - ImdsProtocolError        - the answer is not a Scheduled Events document (garbage, wrong shape)
+  + FleetError                 - a scale set or VM cannot be used for a fan-out
+    - TargetNotFoundError      - the scale set, VM or instance ids do not exist
   + InvalidEndpointError       - the configured endpoint is not an http://host[:port] URL
   + InvalidEventIdError        - an event id is not a GUID
   + EventNotFoundError         - an event id is not in the current document
@@ -52,6 +54,14 @@ class ImdsRejectedError(ImdsResponseError):
 
 class ImdsProtocolError(ImdsError):
     """The body is not JSON, or not shaped like the document the contract describes."""
+
+
+class FleetError(ScheduledEventsError):
+    """A fan-out over Run Command cannot start."""
+
+
+class TargetNotFoundError(FleetError):
+    """The scale set, the VM or some of the instance ids do not exist."""
 
 
 class InvalidEndpointError(ScheduledEventsError):

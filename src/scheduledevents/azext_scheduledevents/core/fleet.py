@@ -1,0 +1,173 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""The fan-out: read or approve Scheduled Events on every instance of a scale set (or on one VM) through
+Run Command, up to ``max_parallel`` at once, with one result per instance.
+
+A failure on one instance (busy with another Run Command, deallocated, timed out, a failed operation,
+output that does not fit) is that instance's result; it never stops the others. ``compute`` is an
+azure-mgmt-compute ``ComputeManagementClient``, made by the caller.
+
+    fleet = Fleet(compute, 'rg', vmss_name='web')
+    results = fleet.read(fleet.targets())
+"""
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from knack.log import get_logger
+
+from .config import FanoutSettings
+from .errors import ImdsProtocolError, TargetNotFoundError
+from .events import EventsDocument
+from .runcommand import RunCommandOutputError, approve_script, parse_output, read_script
+
+logger = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class FleetTarget:
+    """One VM to run on: a scale-set instance (``instance_id`` set) or a standalone VM."""
+
+    name: str
+    instance_id: str | None
+    os_type: str
+    power_state: str | None
+
+
+@dataclass(frozen=True)
+class InstanceResult:
+    """What one instance answered: its compute.name and document, or why it could not be read."""
+
+    target: FleetTarget
+    vm_name: str | None = None
+    document: EventsDocument | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self):
+        return self.error is None
+
+
+class Fleet:
+    """The instances of one scale set (``vmss_name``) or one VM (``vm_name``) in ``resource_group``."""
+
+    def __init__(self, compute, resource_group, *, vmss_name=None, vm_name=None, settings=FanoutSettings(),
+                 clock=time.monotonic):
+        if (vmss_name is None) == (vm_name is None):
+            raise ValueError('give exactly one of vmss_name and vm_name')
+        self._compute = compute
+        self.resource_group = resource_group
+        self.vmss_name = vmss_name
+        self.vm_name = vm_name
+        self.settings = settings
+        self._clock = clock
+
+    def targets(self, instance_ids=None):
+        """The instances, with their OS and power state from one list call (instance view expanded)."""
+        from azure.core.exceptions import ResourceNotFoundError
+        try:
+            if self.vm_name:
+                vms = [self._compute.virtual_machines.get(self.resource_group, self.vm_name, expand='instanceView')]
+            else:
+                vms = list(self._compute.virtual_machine_scale_set_vms.list(
+                    self.resource_group, self.vmss_name, expand='instanceView'))
+        except ResourceNotFoundError as ex:
+            raise TargetNotFoundError(_first_line(ex)) from None
+        targets = [FleetTarget(name=vm.name, instance_id=getattr(vm, 'instance_id', None), os_type=_os_type(vm),
+                               power_state=_power_state(vm)) for vm in vms]
+        if instance_ids:
+            wanted = [str(i) for i in instance_ids]
+            missing = sorted(set(wanted) - {t.instance_id for t in targets})
+            if missing:
+                raise TargetNotFoundError(f'scale set {self.vmss_name} has no instance {", ".join(missing)}')
+            targets = [t for t in targets if t.instance_id in wanted]
+        return targets
+
+    def read(self, targets, *, api_version, on_result=None):
+        """Each target's document, concurrently; ``on_result(result)`` is called as each one finishes."""
+        def read_one(target):
+            command_id, script = read_script(target.os_type, api_version)
+            return self._run(target, command_id, script)
+        return self._fan_out(targets, read_one, on_result)
+
+    def approve(self, target, event_ids, *, api_version):
+        """Approve ``event_ids`` on ``target`` (one instance approves for all it names) -> its result after."""
+        command_id, script = approve_script(target.os_type, event_ids, api_version)
+        return self._run(target, command_id, script, step='approve')
+
+    def _fan_out(self, targets, work, on_result):
+        results = {}
+        with ThreadPoolExecutor(max_workers=self.settings.max_parallel) as pool:
+            futures = {pool.submit(work, target): target for target in targets}
+            for future, target in futures.items():
+                results[target] = future.result()
+                if on_result:
+                    on_result(results[target])
+        return [results[target] for target in targets]
+
+    def _run(self, target, command_id, script, step=None):
+        """Run one script on one target; every failure becomes the result's ``error``."""
+        from azure.core.exceptions import HttpResponseError
+        started = self._clock()
+        if target.power_state not in (None, 'running'):
+            return InstanceResult(target, error=f'the VM is {target.power_state}, not running')
+        try:
+            poller = self._begin(target, {'commandId': command_id, 'script': script})
+            output = poller.result(timeout=self.settings.instance_timeout_in_seconds)
+            if not poller.done():
+                return InstanceResult(target, error=f'Run Command did not finish within '
+                                                    f'{self.settings.instance_timeout_in_seconds:g} s',
+                                      seconds=self._clock() - started)
+            answers = parse_output(output.as_dict() if hasattr(output, 'as_dict') else output)
+            result = self._result(target, answers, step)
+        except HttpResponseError as ex:
+            result = InstanceResult(target, error=_first_line(ex))
+        except (RunCommandOutputError, ImdsProtocolError) as ex:
+            result = InstanceResult(target, error=str(ex))
+        return InstanceResult(result.target, result.vm_name, result.document, result.error, self._clock() - started)
+
+    def _begin(self, target, parameters):
+        interval = self.settings.poll_interval_in_seconds
+        if target.instance_id is None:
+            return self._compute.virtual_machines.begin_run_command(
+                self.resource_group, target.name, parameters, polling_interval=interval)
+        return self._compute.virtual_machine_scale_set_vms.begin_run_command(
+            self.resource_group, self.vmss_name, target.instance_id, parameters, polling_interval=interval)
+
+    @staticmethod
+    def _result(target, answers, step):
+        name_status, vm_name = answers['name']
+        for key in ([step] if step else []) + ['doc']:
+            status, body = answers.get(key, (0, ''))
+            if status != 200:
+                detail = body.strip()[:200] or 'no answer'
+                return InstanceResult(target, error=f'IMDS on the instance answered {status or "nothing"} to the '
+                                                    f'{key} request: {detail}')
+        try:
+            document = EventsDocument.from_wire(json.loads(answers['doc'][1]))
+        except ValueError:
+            raise ImdsProtocolError('IMDS on the instance answered with a body that is not JSON') from None
+        return InstanceResult(target, vm_name=vm_name.strip() if name_status == 200 else None, document=document)
+
+
+def _os_type(vm):
+    disk = getattr(getattr(vm, 'storage_profile', None), 'os_disk', None)
+    os_type = getattr(disk, 'os_type', None) or 'Linux'
+    return getattr(os_type, 'value', os_type)
+
+
+def _power_state(vm):
+    statuses = getattr(getattr(vm, 'instance_view', None), 'statuses', None) or []
+    for status in statuses:
+        if (status.code or '').startswith('PowerState/'):
+            return status.code.split('/', 1)[1]
+    return None
+
+
+def _first_line(ex):
+    return (getattr(ex, 'message', None) or str(ex)).strip().splitlines()[0]
