@@ -13,7 +13,11 @@ def transform_event_table(result):
     """Events (a list, one event, or a ``--document``) as rows a person can scan."""
     if isinstance(result, dict):
         result = result.get('Events', [result])
+    if result and 'DocumentIncarnation' in result[0]:
+        # A fleet's --document: one document per instance.
+        result = [dict(event, Instance=doc['Instance']) for doc in result for event in doc['Events']]
     return [{
+        **({'Instance': event['Instance']} if 'Instance' in event else {}),
         'EventId': event.get('EventId'),
         'Type': event.get('EventType'),
         'Status': event.get('EventStatus'),

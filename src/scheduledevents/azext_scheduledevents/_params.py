@@ -9,7 +9,8 @@ from knack.arguments import CLIArgumentType
 from azure.cli.core.commands.parameters import get_enum_type
 
 from azext_scheduledevents.core.approval import APPROVE_MODES
-from azext_scheduledevents.core.config import (DEADLINE_MARGIN_IN_SECONDS, HANDLER_TIMEOUT_IN_SECONDS,
+from azext_scheduledevents.core.config import (DEADLINE_MARGIN_IN_SECONDS, FANOUT_INSTANCE_TIMEOUT_IN_SECONDS,
+                                               FANOUT_MAX_PARALLEL, HANDLER_TIMEOUT_IN_SECONDS,
                                                IMDS_DEADLINE_IN_SECONDS, WATCH_INTERVAL_IN_SECONDS)
 from azext_scheduledevents.core.imds import DEFAULT_API_VERSION
 
@@ -23,7 +24,22 @@ def load_arguments(self, _):
         c.argument('timeout', options_list=['--timeout'], type=float, default=IMDS_DEADLINE_IN_SECONDS,
                    help='Seconds to keep trying before giving up. The first call on a VM enables Scheduled Events and can take up to two minutes. Default: %g.' % IMDS_DEADLINE_IN_SECONDS)
 
+    for scope in ('scheduled-events list', 'scheduled-events approve'):
+        with self.argument_context(scope) as c:
+            # No configured default here: a default group must never turn an on-VM command into a fleet one.
+            c.argument('resource_group_name', options_list=['--resource-group', '-g'],
+                       help='Resource group of the scale set or VM: run on its instances through Run Command instead of on this VM.')
+            c.argument('vmss_name', options_list=['--vmss-name'], help='Scale set whose instances to read or approve on.')
+            c.argument('vm_name', options_list=['--vm-name'], help='Standalone VM to read or approve on.')
+            c.argument('max_parallel', options_list=['--max-parallel'], type=int,
+                       help=f'Run Command on at most this many instances at once. Default: {FANOUT_MAX_PARALLEL}.')
+            c.argument('instance_timeout', options_list=['--instance-timeout'], type=float,
+                       help=f'Seconds to wait for one instance before reporting it as timed out. Default: {FANOUT_INSTANCE_TIMEOUT_IN_SECONDS:g}.')
+
     with self.argument_context('scheduled-events list') as c:
+        c.argument('instance_ids', options_list=['--instance-ids'], nargs='+', help='Only these scale-set instances. Default: all.')
+        c.argument('ignore_errors', options_list=['--ignore-errors'], action='store_true',
+                   help='Exit 0 even when some instances could not be read (they are still reported on stderr).')
         c.argument('this_vm', options_list=['--this-vm'], action='store_true',
                    help="Only events whose Resources name this VM (instance metadata compute.name). Events for a whole availability set reach every VM in it.")
         c.argument('document', options_list=['--document'], action='store_true',
@@ -36,7 +52,9 @@ def load_arguments(self, _):
         c.argument('event_ids', event_id_type, nargs='+',
                    help='Ids (GUIDs) of the events to approve. Approving starts an event for every VM in its Resources.')
         c.argument('force', options_list=['--force'], action='store_true',
-                   help='Send the approval even for ids that are not in the current document.')
+                   help='Send the approval even for ids that are not in the current document (on this VM only).')
+        c.argument('instance_id', options_list=['--instance-id'],
+                   help='With --vmss-name: approve on this instance. Default: the first instance that sees the event.')
 
     with self.argument_context('scheduled-events watch') as c:
         for kind in ('scheduled', 'started', 'completed'):

@@ -14,6 +14,37 @@ from azext_scheduledevents.core.events import validate_event_id
 _API_VERSION = re.compile(r'^\d{4}-\d{2}-\d{2}$')
 
 
+def validate_fleet(namespace):
+    """-g with exactly one of --vmss-name and --vm-name; the fleet options only with them."""
+    from azure.cli.core.azclierror import MutuallyExclusiveArgumentError, RequiredArgumentMissingError
+    group = getattr(namespace, 'resource_group_name', None)
+    vmss, vm = getattr(namespace, 'vmss_name', None), getattr(namespace, 'vm_name', None)
+    fleet_only = [option for name, option in (('instance_ids', '--instance-ids'), ('instance_id', '--instance-id'),
+                                              ('max_parallel', '--max-parallel'),
+                                              ('instance_timeout', '--instance-timeout'))
+                  if getattr(namespace, name, None)]
+    if not group:
+        if vmss or vm or fleet_only:
+            raise RequiredArgumentMissingError('--resource-group/-g is required with --vmss-name, --vm-name and '
+                                               + ', '.join(fleet_only or ['the fleet options']) + '.')
+        return
+    if bool(vmss) == bool(vm):
+        raise MutuallyExclusiveArgumentError('With --resource-group, give exactly one of --vmss-name and --vm-name.')
+    if vm and {'--instance-ids', '--instance-id'} & set(fleet_only):
+        raise MutuallyExclusiveArgumentError('--instance-ids and --instance-id go with --vmss-name, not --vm-name.')
+    if getattr(namespace, 'max_parallel', None) is not None and namespace.max_parallel < 1:
+        raise InvalidArgumentValueError('--max-parallel must be at least 1.')
+    if getattr(namespace, 'instance_timeout', None) is not None and namespace.instance_timeout <= 0:
+        raise InvalidArgumentValueError('--instance-timeout must be a number of seconds greater than 0.')
+    if getattr(namespace, 'force', False):
+        raise MutuallyExclusiveArgumentError('--force approves on this VM only; it does not go with --resource-group.')
+
+
+def validate_list(namespace):
+    validate_imds_options(namespace)
+    validate_fleet(namespace)
+
+
 def validate_imds_options(namespace):
     api_version = getattr(namespace, 'api_version', None)
     if api_version is not None and not _API_VERSION.match(api_version):
@@ -27,6 +58,7 @@ def validate_imds_options(namespace):
 
 def validate_approve(namespace):
     validate_imds_options(namespace)
+    validate_fleet(namespace)
     namespace.event_ids = [_event_id(event_id) for event_id in namespace.event_ids]
 
 

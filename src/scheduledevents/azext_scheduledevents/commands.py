@@ -5,12 +5,12 @@
 
 from azext_scheduledevents._format import transform_approval_table, transform_event_table
 from azext_scheduledevents._validators import (validate_approve, validate_emulator, validate_imds_options,
-                                               validate_watch)
+                                               validate_list, validate_watch)
 
 
 def load_command_table(self, _):
     with self.command_group('scheduled-events', is_preview=True) as g:
-        g.custom_command('list', 'list_events', validator=validate_imds_options,
+        g.custom_command('list', 'list_events', validator=validate_list,
                          table_transformer=transform_event_table)
         g.custom_show_command('show', 'show_event', validator=validate_imds_options,
                               table_transformer=transform_event_table)

@@ -22,11 +22,17 @@ EVENT_GRID_KEY_ENV = 'SCHEDULED_EVENTS_EVENT_GRID_KEY'
 DEFAULT_SYSLOG_SOCKET = '/dev/log'
 ENDPOINT_OPTION = 'imds_endpoint'
 _RECOMMEND_LIST = 'Run "az scheduled-events list" to see the events in the current document.'
+_RECOMMEND_FLEET = 'Run "az scheduled-events list -g RG --vmss-name NAME" to see which instance sees which event.'
 _RECOMMEND_ENDPOINT = ('Run this on an Azure VM, or point az at an emulator: '
                        'az config set scheduled_events.imds_endpoint=http://127.0.0.1:8169')
 
 
-def list_events(cmd, this_vm=False, document=False, api_version=None, timeout=None):
+def list_events(cmd, this_vm=False, document=False, api_version=None, timeout=None, resource_group_name=None,
+                vmss_name=None, vm_name=None, instance_ids=None, max_parallel=None, instance_timeout=None,
+                ignore_errors=False):
+    if resource_group_name:
+        return _fleet_list(cmd, _fleet(cmd, resource_group_name, vmss_name, vm_name, max_parallel, instance_timeout),
+                           instance_ids, this_vm, document, api_version, ignore_errors)
     with _imds(cmd, api_version, timeout) as client:
         doc = client.get_document()
         if document:
@@ -47,10 +53,106 @@ def show_event(cmd, event_id, api_version=None, timeout=None):
     return event.to_view(vm_name=vm_name, now=datetime.now(timezone.utc))
 
 
-def approve_events(cmd, event_ids, force=False, api_version=None, timeout=None):
+def approve_events(cmd, event_ids, force=False, api_version=None, timeout=None, resource_group_name=None,
+                   vmss_name=None, vm_name=None, instance_id=None, max_parallel=None, instance_timeout=None):
     from azext_scheduledevents.core.approval import approve_events as approve
+    if resource_group_name:
+        fleet = _fleet(cmd, resource_group_name, vmss_name, vm_name, max_parallel, instance_timeout)
+        return _fleet_approve(cmd, fleet, event_ids, instance_id, api_version)
     with _imds(cmd, api_version, timeout) as client:
         return [result.to_dict() for result in approve(client, event_ids, force=force)]
+
+
+def _fleet(cmd, resource_group_name, vmss_name, vm_name, max_parallel, instance_timeout):
+    from azext_scheduledevents._client_factory import cf_compute
+    from azext_scheduledevents.core.config import FanoutSettings
+    from azext_scheduledevents.core.fleet import Fleet
+    settings = FanoutSettings(**{k: v for k, v in (('max_parallel', max_parallel),
+                                                   ('instance_timeout_in_seconds', instance_timeout)) if v})
+    return Fleet(cf_compute(cmd.cli_ctx), resource_group_name, vmss_name=vmss_name, vm_name=vm_name,
+                 settings=settings)
+
+
+def _fleet_read(cmd, fleet, targets, api_version):
+    """Read every target with az's progress bar; per-instance failures are logged, one line each."""
+    import sys
+    # As az's own long-running operations: no bar with --only-show-errors or core.disable_progress_bar,
+    # and none in a pipeline's log either.
+    show = (sys.stderr.isatty() and not cmd.cli_ctx.only_show_errors
+            and not cmd.cli_ctx.config.getboolean('core', 'disable_progress_bar', False))
+    progress = cmd.cli_ctx.get_progress_controller(det=True) if show else None
+    done = []
+
+    def on_result(result):
+        done.append(result)
+        logger.info('%s answered in %.1f s', result.target.name, result.seconds)
+        if progress:
+            progress.add(message=f'Read {len(done)} of {len(targets)} instances', value=len(done),
+                         total_val=len(targets))
+    try:
+        with _az_errors():
+            results = fleet.read(targets, api_version=api_version, on_result=on_result)
+    finally:
+        if progress:
+            progress.end()
+    for result in results:
+        if not result.ok:
+            logger.error('%s: %s', result.target.name, result.error)
+    return results
+
+
+def _fleet_list(cmd, fleet, instance_ids, this_vm, document, api_version, ignore_errors):
+    with _az_errors():
+        targets = fleet.targets(instance_ids)
+    results = _fleet_read(cmd, fleet, targets, api_version)
+    now = datetime.now(timezone.utc)
+    if document:
+        rows = [{'Instance': r.target.name, 'InstanceId': r.target.instance_id, **r.document.to_wire()}
+                for r in results if r.ok]
+    else:
+        rows = [{'Instance': r.target.name, 'InstanceId': r.target.instance_id,
+                 **event.to_view(vm_name=r.vm_name, now=now)}
+                for r in results if r.ok for event in r.document.events
+                if not this_vm or event.affects(r.vm_name)]
+    failed = [r.target.name for r in results if not r.ok]
+    if failed and not ignore_errors:
+        _fail_after_output(cmd, f'{len(failed)} of {len(results)} instances could not be read: {", ".join(failed)}')
+    return rows
+
+
+def _fleet_approve(cmd, fleet, event_ids, instance_id, api_version):
+    """Approve on one instance that sees every id (or on ``instance_id``); report each id's status after."""
+    from azure.cli.core import azclierror
+    with _az_errors():
+        targets = fleet.targets([instance_id] if instance_id else None)
+    results = _fleet_read(cmd, fleet, targets, api_version)
+    seeing = [r for r in results if r.ok and all(r.document.get(i) for i in event_ids)]
+    # Prefer an instance the events name: approving there is what that instance's own watcher would do.
+    seeing.sort(key=lambda r: not all(r.document.get(i).affects(r.vm_name) for i in event_ids))
+    if not seeing:
+        raise azclierror.ResourceNotFoundError(
+            f'No {"such instance" if instance_id else "instance"} sees {", ".join(event_ids)}.', _RECOMMEND_FLEET)
+    chosen = seeing[0]
+    with _az_errors():
+        after = fleet.approve(chosen.target, [chosen.document.get(i).event_id for i in event_ids],
+                              api_version=api_version)
+    if not after.ok:
+        raise azclierror.AzureResponseError(f'Approving on {chosen.target.name} failed: {after.error}')
+    return [{'EventId': chosen.document.get(i).event_id, 'EventType': chosen.document.get(i).event_type,
+             'Instance': chosen.target.name, 'InstanceId': chosen.target.instance_id,
+             'StatusBefore': chosen.document.get(i).event_status,
+             'EventStatus': after.document.get(i).event_status if after.document.get(i) else 'NotInDocument',
+             'ApprovalSent': True} for i in event_ids]
+
+
+def _fail_after_output(cmd, message):
+    """Let az print the result, then exit 1: pipelines get both the partial answer and the failure."""
+    from knack.events import EVENT_CLI_SUCCESSFUL_EXECUTE
+
+    def fail(*_, **__):
+        logger.error('%s Use --ignore-errors to exit 0 anyway.', message)
+        raise SystemExit(1)
+    cmd.cli_ctx.register_event(EVENT_CLI_SUCCESSFUL_EXECUTE, fail)
 
 
 def watch_events(cmd, on_scheduled=None, on_started=None, on_completed=None,  # pylint: disable=too-many-locals
@@ -204,5 +306,7 @@ def _az_errors():
         raise azclierror.BadRequestError(str(ex)) from None
     except errors.ImdsError as ex:
         raise azclierror.AzureResponseError(str(ex)) from None
+    except errors.TargetNotFoundError as ex:
+        raise azclierror.ResourceNotFoundError(str(ex)) from None
     except errors.ScheduledEventsError as ex:
         raise azclierror.UnclassifiedUserFault(str(ex)) from None

@@ -7,6 +7,7 @@
 import http.client
 import json
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -38,6 +39,16 @@ def _no_network_escape(netguard_log):
     escaped = netguard_log.read_text()[len(before):]
     if escaped:
         pytest.fail('Connections outside loopback were attempted:\n' + escaped)
+
+
+def require_namespaces():
+    """Tests that make network namespaces need root, unshare, nsenter and ip; CI has them all."""
+    missing = [tool for tool in ('unshare', 'nsenter', 'ip') if not shutil.which(tool)]
+    if os.geteuid() != 0 or missing:
+        reason = f'needs root and {", ".join(missing) or "namespaces"} to make network namespaces'
+        if os.environ.get('CI'):
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 class FakeClock:

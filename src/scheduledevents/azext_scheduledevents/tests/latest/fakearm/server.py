@@ -466,4 +466,3 @@ def az_login(az, arm, config_dir=None):
         if result.returncode != 0:
             raise RuntimeError(f'az {" ".join(args)} failed: {result}')
     return env
-

@@ -48,8 +48,8 @@ class SimulatedVm:
         setup = (f'ip link set lo up && ip addr add {IMDS_ADDRESS}/32 dev lo && exec {sys.executable} -m '
                  f'azext_scheduledevents.emulator --host {IMDS_ADDRESS} --port 80 --vm-name {self.name} '
                  f'--rate-limit 0 --control-socket {self.socket_path}')
-        self._proc = subprocess.Popen(['unshare', '-n', 'sh', '-c', setup], env=env,  # pylint: disable=consider-using-with
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            ['unshare', '-n', 'sh', '-c', setup], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self
 
     def wait_ready(self, timeout=30):
