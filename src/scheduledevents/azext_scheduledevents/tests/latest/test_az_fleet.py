@@ -1,0 +1,96 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""The fleet commands end to end: the real az, logged in to the fake ARM with managed identity.
+
+These run only inside a network namespace of their own, which test_az_fleet_in_namespace.py makes
+(``unshare -n``) before running this module there: nothing in it can reach beyond loopback.
+"""
+
+import os
+
+import pytest
+
+from .fakearm.server import FakeArm, az_login
+
+IN_NAMESPACE = os.environ.get('SCHEDULED_EVENTS_TEST_NAMESPACE') == '1'
+pytestmark = pytest.mark.skipif(not IN_NAMESPACE, reason='runs inside its own network namespace, '
+                                                         'from test_az_fleet_in_namespace.py')
+
+
+@pytest.fixture(scope='module')
+def fleet(az, tmp_path_factory):
+    """Scale set web: 0 and 3 share a Reboot, 1 is Windows, 2 is busy, 4 has too much to say."""
+    with FakeArm(tmp_path_factory.mktemp('arm')) as arm:
+        web = arm.add_scale_set('rg', 'web', count=5, os_types={1: 'Windows'})
+        reboot, = web.instances['0'].vm.add_events([{'EventType': 'Reboot', 'Resources': ['web_0', 'web_3']}])
+        web.instances['3'].vm.add_events([{'EventType': 'Reboot', 'Resources': ['web_0', 'web_3'],
+                                          'EventId': reboot}])
+        web.instances['2'].busy.acquire()
+        web.instances['4'].vm.add_events([{'EventType': 'Freeze', 'Description': 'x' * 600} for _ in range(8)])
+        calm = arm.add_scale_set('rg', 'calm', count=2)
+        db = arm.add_vm('rg', 'db1')
+        db.vm.add_events([{'EventType': 'Redeploy'}])
+        env = az_login(az, arm)
+        yield arm, env, reboot, calm
+
+
+def az_fleet(az, fleet, *args):
+    _, env, _, _ = fleet
+    return az.run('scheduled-events', *args, '--only-show-errors', **env)
+
+
+def test_list_aggregates_the_scale_set_and_reports_each_failure(az, fleet):
+    _, _, reboot, _ = fleet
+    result = az_fleet(az, fleet, 'list', '-g', 'rg', '--vmss-name', 'web')
+    assert result.returncode == 1, result
+    assert [(row['Instance'], row['EventId'], row['AffectsThisVm']) for row in result.json] == \
+        [('web_0', reboot, True), ('web_3', reboot, True)]
+    errors = result.stderr.splitlines()
+    assert any(line.startswith('ERROR: web_1: ') and 'RunPowerShellScript' in line for line in errors)
+    assert any(line.startswith('ERROR: web_2: ') and 'in progress' in line for line in errors)
+    assert any(line.startswith('ERROR: web_4: ') and 'does not fit' in line for line in errors)
+    assert '3 of 5 instances could not be read' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_ignore_errors_and_instance_ids(az, fleet):
+    result = az_fleet(az, fleet, 'list', '-g', 'rg', '--vmss-name', 'web', '--ignore-errors', '-o', 'table')
+    assert result.returncode == 0, result
+    assert result.stdout.splitlines()[0].split()[:2] == ['Instance', 'EventId']
+    only = az_fleet(az, fleet, 'list', '-g', 'rg', '--vmss-name', 'web', '--instance-ids', '3')
+    assert (only.returncode, [row['Instance'] for row in only.json]) == (0, ['web_3'])
+
+
+def test_approve_through_one_instance(az, fleet):
+    arm, _, _, calm = fleet
+    event_id, = calm.instances['1'].vm.add_events([{'EventType': 'Freeze'}])
+    result = az_fleet(az, fleet, 'approve', '-g', 'rg', '--vmss-name', 'calm', '--event-id', event_id)
+    assert result.returncode == 0, result
+    assert result.json[0]['EventStatus'] == 'Started' and result.json[0]['Instance'] == 'calm_1'
+
+
+def test_a_malicious_event_id_is_refused_before_any_run_command(az, fleet):
+    arm = fleet[0]
+    before = len(arm.requests('POST', r'/runcommand$'))
+    result = az_fleet(az, fleet, 'approve', '-g', 'rg', '--vmss-name', 'calm', '--event-id', "x'; reboot; '")
+    assert result.returncode != 0 and 'is not an event id' in result.stderr
+    assert len(arm.requests('POST', r'/runcommand$')) == before
+
+
+def test_standalone_vm(az, fleet):
+    result = az_fleet(az, fleet, 'list', '-g', 'rg', '--vm-name', 'db1')
+    assert result.returncode == 0, result
+    assert [(row['Instance'], row['EventType']) for row in result.json] == [('db1', 'Redeploy')]
+
+
+@pytest.mark.parametrize('args, code, message', [
+    (('list', '-g', 'rg', '--vmss-name', 'nope'), 3, 'nope'),
+    (('list', '--vmss-name', 'web'), None, '--resource-group/-g is required'),
+    (('list', '-g', 'rg', '--vmss-name', 'web', '--vm-name', 'db1'), None, 'exactly one of'),
+    (('list', '-g', 'rg', '--vmss-name', 'web', '--instance-ids', '9'), 3, 'no instance 9'),
+], ids=['unknown-scale-set', 'no-group', 'both', 'unknown-instance'])
+def test_bad_fleet_input(az, fleet, args, code, message):
+    result = az_fleet(az, fleet, *args)
+    assert result.returncode != 0 and (code is None or result.returncode == code), result
+    assert message in result.stderr and 'Traceback' not in result.stderr
