@@ -97,8 +97,13 @@ class WatchSettings:
 FANOUT_MAX_PARALLEL = 10
 # Even a trivial Run Command script takes tens of seconds on Azure.
 FANOUT_INSTANCE_TIMEOUT_IN_SECONDS = 300.0
-# Compute's 202s carry no Retry-After, and the SDK would then wait 30 s between polls.
+# Compute's 202s carry no Retry-After, and the SDK would then wait 30 s between polls. Ours: quick polls
+# while a short script may be done, once a second after that, and slower once it is plainly a long one.
+FANOUT_QUICK_POLL_IN_SECONDS = 0.1
+FANOUT_QUICK_POLLS_FOR_SECONDS = 2.0
 FANOUT_POLL_INTERVAL_IN_SECONDS = 1.0
+FANOUT_SLOW_POLL_AFTER_SECONDS = 60.0
+FANOUT_SLOW_POLL_IN_SECONDS = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +116,14 @@ class FanoutSettings:
     max_parallel: int = FANOUT_MAX_PARALLEL
     instance_timeout_in_seconds: float = FANOUT_INSTANCE_TIMEOUT_IN_SECONDS
     poll_interval_in_seconds: float = FANOUT_POLL_INTERVAL_IN_SECONDS
+
+    def poll_delay(self, elapsed_in_seconds):
+        """Seconds to wait before the next poll of a Run Command that started ``elapsed`` seconds ago."""
+        if elapsed_in_seconds < FANOUT_QUICK_POLLS_FOR_SECONDS:
+            return min(FANOUT_QUICK_POLL_IN_SECONDS, self.poll_interval_in_seconds)
+        if elapsed_in_seconds < FANOUT_SLOW_POLL_AFTER_SECONDS:
+            return self.poll_interval_in_seconds
+        return max(FANOUT_SLOW_POLL_IN_SECONDS, self.poll_interval_in_seconds)
 
     def __post_init__(self):
         if self.max_parallel < 1 or self.instance_timeout_in_seconds <= 0 or self.poll_interval_in_seconds <= 0:

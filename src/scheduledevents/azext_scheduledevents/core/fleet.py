@@ -132,12 +132,12 @@ class Fleet:
         return InstanceResult(result.target, result.vm_name, result.document, result.error, self._clock() - started)
 
     def _begin(self, target, parameters):
-        interval = self.settings.poll_interval_in_seconds
+        polling = _scheduled_polling(self.settings)
         if target.instance_id is None:
             return self._compute.virtual_machines.begin_run_command(
-                self.resource_group, target.name, parameters, polling_interval=interval)
+                self.resource_group, target.name, parameters, polling=polling)
         return self._compute.virtual_machine_scale_set_vms.begin_run_command(
-            self.resource_group, self.vmss_name, target.instance_id, parameters, polling_interval=interval)
+            self.resource_group, self.vmss_name, target.instance_id, parameters, polling=polling)
 
     @staticmethod
     def _result(target, answers, step):
@@ -153,6 +153,23 @@ class Fleet:
         except ValueError:
             raise ImdsProtocolError('IMDS on the instance answered with a body that is not JSON') from None
         return InstanceResult(target, vm_name=vm_name.strip() if name_status == 200 else None, document=document)
+
+
+def _scheduled_polling(settings):
+    """ARM polling that follows ``settings.poll_delay`` (a Retry-After from Compute still wins), with the
+    final result read from the Location URL, as the SDK does for Run Command."""
+    from azure.core.polling.base_polling import get_retry_after
+    from azure.mgmt.core.polling.arm_polling import ARMPolling
+
+    class ScheduledPolling(ARMPolling):
+        def initialize(self, *args, **kwargs):
+            self._started = time.monotonic()
+            super().initialize(*args, **kwargs)
+
+        def _extract_delay(self):
+            return get_retry_after(self._pipeline_response) or settings.poll_delay(time.monotonic() - self._started)
+
+    return ScheduledPolling(settings.poll_interval_in_seconds, lro_options={'final-state-via': 'location'})
 
 
 def _os_type(vm):

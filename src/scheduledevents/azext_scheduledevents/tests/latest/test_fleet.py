@@ -189,3 +189,12 @@ def test_approve_scripts_carry_only_validated_ids():
         assert '{"StartRequests":[{"EventId":"%s"}]}' % guid in '\n'.join(lines)
     with pytest.raises(InvalidEventIdError):
         approve_script('Linux', ["'$(reboot)'"])
+
+
+def test_throttling_is_ridden_out(arm):
+    arm.add_scale_set('rg', 'web', count=2)
+    arm.add_fault(method='POST', path=r'/runcommand$', status=429, count=2, retry_after=1)
+    arm.add_fault(method='GET', path=r'/operations/', status=500, count=1)
+    fleet = Fleet(compute_for(arm), 'rg', vmss_name='web')
+    assert all(r.ok for r in fleet.read(fleet.targets(), api_version=API))
+    assert len(run_commands(arm)) == 4                  # two throttled, then one each
