@@ -197,31 +197,24 @@ class FakeArm:
     # Lookups ------------------------------------------------------------------------------------------------
 
     def scale_set(self, groups):
-        self._check_subscription(groups)
-        found = self.scale_sets.get((groups['rg'].lower(), groups['vmss'].lower()))
-        if found is None:
-            raise ArmError(404, 'ResourceNotFound', f"The Resource 'Microsoft.Compute/virtualMachineScaleSets/"
-                                                    f"{groups['vmss']}' under resource group '{groups['rg']}' "
-                                                    'was not found.')
-        return found
+        return self._resource(groups, self.scale_sets, 'virtualMachineScaleSets', groups['vmss'])
 
     def instance(self, groups):
-        if 'vmss' in groups:
-            found = self.scale_set(groups).instances.get(groups['id'])
-            if found is None:
-                raise ArmError(404, 'NotFound', 'The entity was not found in this Azure location.')
-            return found
-        self._check_subscription(groups)
-        found = self.vms.get((groups['rg'].lower(), groups['vm'].lower()))
+        if 'vmss' not in groups:
+            return self._resource(groups, self.vms, 'virtualMachines', groups['vm'])
+        found = self.scale_set(groups).instances.get(groups['id'])
         if found is None:
-            raise ArmError(404, 'ResourceNotFound', f"The Resource 'Microsoft.Compute/virtualMachines/"
-                                                    f"{groups['vm']}' under resource group '{groups['rg']}' "
-                                                    'was not found.')
+            raise ArmError(404, 'NotFound', 'The entity was not found in this Azure location.')
         return found
 
-    def _check_subscription(self, groups):
+    def _resource(self, groups, table, kind, name):
         if groups['sub'].lower() != self.subscription:
             raise ArmError(404, 'SubscriptionNotFound', f"The subscription '{groups['sub']}' could not be found.")
+        found = table.get((groups['rg'].lower(), name.lower()))
+        if found is None:
+            raise ArmError(404, 'ResourceNotFound', f"The Resource 'Microsoft.Compute/{kind}/{name}' under "
+                                                    f"resource group '{groups['rg']}' was not found.")
+        return found
 
     # Bodies -------------------------------------------------------------------------------------------------
 
