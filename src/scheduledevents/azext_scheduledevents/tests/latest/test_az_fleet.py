@@ -94,3 +94,15 @@ def test_bad_fleet_input(az, fleet, args, code, message):
     result = az_fleet(az, fleet, *args)
     assert result.returncode != 0 and (code is None or result.returncode == code), result
     assert message in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_a_failed_run_command_is_that_instances_error(az, fleet):
+    _, _, _, calm = fleet
+    calm.instances['0'].fail_run_command = 'The VM agent is not ready'
+    try:
+        result = az_fleet(az, fleet, 'list', '-g', 'rg', '--vmss-name', 'calm')
+    finally:
+        calm.instances['0'].fail_run_command = None
+    assert result.returncode == 1, result
+    assert 'ERROR: calm_0: (VMExtensionProvisioningError) The VM agent is not ready' in result.stderr
+    assert '1 of 2 instances could not be read: calm_0' in result.stderr
