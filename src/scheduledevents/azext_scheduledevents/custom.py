@@ -22,7 +22,6 @@ EVENT_GRID_KEY_ENV = 'SCHEDULED_EVENTS_EVENT_GRID_KEY'
 DEFAULT_SYSLOG_SOCKET = '/dev/log'
 ENDPOINT_OPTION = 'imds_endpoint'
 _RECOMMEND_LIST = 'Run "az scheduled-events list" to see the events in the current document.'
-_RECOMMEND_FLEET = 'Run "az scheduled-events list -g RG --vmss-name NAME" to see which instance sees which event.'
 _RECOMMEND_ENDPOINT = ('Run this on an Azure VM, or point az at an emulator: '
                        'az config set scheduled_events.imds_endpoint=http://127.0.0.1:8169')
 
@@ -73,11 +72,11 @@ def _fleet(cmd, resource_group_name, vmss_name, vm_name, max_parallel, instance_
                  settings=settings)
 
 
-def _fleet_read(cmd, fleet, targets, api_version):
-    """Read every target with az's progress bar; per-instance failures are logged, one line each."""
+@contextmanager
+def _progress(cmd, total):
+    """An ``on_result`` callback that moves az's progress bar; as az's own long-running operations, no bar
+    with --only-show-errors or core.disable_progress_bar, and none in a pipeline's log either."""
     import sys
-    # As az's own long-running operations: no bar with --only-show-errors or core.disable_progress_bar,
-    # and none in a pipeline's log either.
     show = (sys.stderr.isatty() and not cmd.cli_ctx.only_show_errors
             and not cmd.cli_ctx.config.getboolean('core', 'disable_progress_bar', False))
     progress = cmd.cli_ctx.get_progress_controller(det=True) if show else None
@@ -87,24 +86,27 @@ def _fleet_read(cmd, fleet, targets, api_version):
         done.append(result)
         logger.info('%s answered in %.1f s', result.target.name, result.seconds)
         if progress:
-            progress.add(message=f'Read {len(done)} of {len(targets)} instances', value=len(done),
-                         total_val=len(targets))
+            progress.add(message=f'Read {len(done)} of {total} instances', value=len(done), total_val=total)
     try:
-        with _az_errors():
-            results = fleet.read(targets, api_version=api_version, on_result=on_result)
+        yield on_result
     finally:
         if progress:
             progress.end()
+
+
+def _log_failures(results):
     for result in results:
         if not result.ok:
             logger.error('%s: %s', result.target.name, result.error)
-    return results
+    return [result.target.name for result in results if not result.ok]
 
 
 def _fleet_list(cmd, fleet, instance_ids, this_vm, document, api_version, ignore_errors):
     with _az_errors():
         targets = fleet.targets(instance_ids)
-    results = _fleet_read(cmd, fleet, targets, api_version)
+        with _progress(cmd, len(targets)) as on_result:
+            results = fleet.read(targets, api_version=api_version, on_result=on_result)
+    failed = _log_failures(results)
     now = datetime.now(timezone.utc)
     if document:
         rows = [{'Instance': r.target.name, 'InstanceId': r.target.instance_id, **r.document.to_wire()}
@@ -114,7 +116,6 @@ def _fleet_list(cmd, fleet, instance_ids, this_vm, document, api_version, ignore
                  **event.to_view(vm_name=r.vm_name, now=now)}
                 for r in results if r.ok for event in r.document.events
                 if not this_vm or event.affects(r.vm_name)]
-    failed = [r.target.name for r in results if not r.ok]
     if failed and not ignore_errors:
         _fail_after_output(cmd, f'{len(failed)} of {len(results)} instances could not be read: {", ".join(failed)}')
     return rows
@@ -125,24 +126,19 @@ def _fleet_approve(cmd, fleet, event_ids, instance_id, api_version):
     from azure.cli.core import azclierror
     with _az_errors():
         targets = fleet.targets([instance_id] if instance_id else None)
-    results = _fleet_read(cmd, fleet, targets, api_version)
-    seeing = [r for r in results if r.ok and all(r.document.get(i) for i in event_ids)]
-    # Prefer an instance the events name: approving there is what that instance's own watcher would do.
-    seeing.sort(key=lambda r: not all(r.document.get(i).affects(r.vm_name) for i in event_ids))
-    if not seeing:
-        raise azclierror.ResourceNotFoundError(
-            f'No {"such instance" if instance_id else "instance"} sees {", ".join(event_ids)}.', _RECOMMEND_FLEET)
-    chosen = seeing[0]
-    with _az_errors():
-        after = fleet.approve(chosen.target, [chosen.document.get(i).event_id for i in event_ids],
-                              api_version=api_version)
+        with _progress(cmd, len(targets)) as on_result:
+            results, chosen, after = fleet.approve_where_seen(targets, event_ids, api_version=api_version,
+                                                              on_result=on_result)
+    _log_failures(results)
     if not after.ok:
         raise azclierror.AzureResponseError(f'Approving on {chosen.target.name} failed: {after.error}')
-    return [{'EventId': chosen.document.get(i).event_id, 'EventType': chosen.document.get(i).event_type,
-             'Instance': chosen.target.name, 'InstanceId': chosen.target.instance_id,
-             'StatusBefore': chosen.document.get(i).event_status,
-             'EventStatus': after.document.get(i).event_status if after.document.get(i) else 'NotInDocument',
-             'ApprovalSent': True} for i in event_ids]
+    rows = []
+    for event_id in event_ids:
+        before, now = chosen.document.get(event_id), after.document.get(event_id)
+        rows.append({'EventId': before.event_id, 'EventType': before.event_type, 'Instance': chosen.target.name,
+                     'InstanceId': chosen.target.instance_id, 'StatusBefore': before.event_status,
+                     'EventStatus': now.event_status if now else 'NotInDocument', 'ApprovalSent': True})
+    return rows
 
 
 def _fail_after_output(cmd, message):

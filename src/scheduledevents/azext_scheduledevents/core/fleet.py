@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from knack.log import get_logger
 
 from .config import FanoutSettings
-from .errors import ImdsProtocolError, TargetNotFoundError
+from .errors import EventNotFoundError, ImdsProtocolError, TargetNotFoundError
 from .events import EventsDocument
 from .runcommand import RunCommandOutputError, approve_script, parse_output, read_script
 
@@ -94,6 +94,22 @@ class Fleet:
             command_id, script = read_script(target.os_type, api_version)
             return self._run(target, command_id, script)
         return self._fan_out(targets, read_one, on_result)
+
+    def approve_where_seen(self, targets, event_ids, *, api_version, on_result=None):
+        """Read ``targets`` and approve on one that sees every id, preferring one the events name, as that
+        instance's own watcher would -> (all read results, the chosen one's result before, its result
+        after). Raises ``EventNotFoundError`` when no target sees them all.
+        """
+        results = self.read(targets, api_version=api_version, on_result=on_result)
+        seeing = [r for r in results if r.ok and all(r.document.get(i) for i in event_ids)]
+        seeing.sort(key=lambda r: not all(r.document.get(i).affects(r.vm_name) for i in event_ids))
+        if not seeing:
+            where = targets[0].name if len(targets) == 1 else 'any instance that could be read'
+            raise EventNotFoundError(f'{", ".join(event_ids)} not in the document of {where}', event_ids=event_ids)
+        chosen = seeing[0]
+        after = self.approve(chosen.target, [chosen.document.get(i).event_id for i in event_ids],
+                             api_version=api_version)
+        return results, chosen, after
 
     def approve(self, target, event_ids, *, api_version):
         """Approve ``event_ids`` on ``target`` (one instance approves for all it names) -> its result after."""

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from azext_scheduledevents.core.config import FanoutSettings
-from azext_scheduledevents.core.errors import InvalidEventIdError, TargetNotFoundError
+from azext_scheduledevents.core.errors import EventNotFoundError, InvalidEventIdError, TargetNotFoundError
 from azext_scheduledevents.core.fleet import Fleet
 from azext_scheduledevents.core.runcommand import (RunCommandOutputError, approve_script, parse_output,
                                                    read_script)
@@ -198,3 +198,15 @@ def test_throttling_is_ridden_out(arm):
     fleet = Fleet(compute_for(arm), 'rg', vmss_name='web')
     assert all(r.ok for r in fleet.read(fleet.targets(), api_version=API))
     assert len(run_commands(arm)) == 4                  # two throttled, then one each
+
+
+def test_approve_where_seen_prefers_an_instance_the_event_names(arm):
+    scale_set = arm.add_scale_set('rg', 'web', count=3)
+    event_id, = scale_set.instances['0'].vm.add_events([{'EventType': 'Reboot', 'Resources': ['web_2']}])
+    scale_set.instances['2'].vm.add_events([{'EventType': 'Reboot', 'Resources': ['web_2'], 'EventId': event_id}])
+    fleet = Fleet(compute_for(arm), 'rg', vmss_name='web')
+    results, chosen, after = fleet.approve_where_seen(fleet.targets(), [event_id], api_version=API)
+    assert len(results) == 3 and chosen.target.name == 'web_2'
+    assert after.document.get(event_id).event_status == 'Started'
+    with pytest.raises(EventNotFoundError, match='web_1'):
+        fleet.approve_where_seen(fleet.targets(['1']), [event_id], api_version=API)
