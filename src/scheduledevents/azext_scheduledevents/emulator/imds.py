@@ -16,6 +16,7 @@ inject faults and read the request log:
     GET    /_emulator/state                 the document as stored, with each event's timeline
     POST   /_emulator/events                {"EventType": "Reboot", "notice": 30, ...} or {"events": [...]}
     DELETE /_emulator/events[/<EventId>]    withdraw all events, or one
+    POST   /_emulator/start                 {"EventIds": [...]}: start them, as the platform does
     POST   /_emulator/faults                {"kind": "status", "status": 503, "count": 2}
     DELETE /_emulator/faults                clear every fault rule
     GET    /_emulator/requests              the request log; DELETE clears it
@@ -466,6 +467,10 @@ class _Handler(BaseHTTPRequestHandler):
             if (method, path) == ('POST', '/events'):
                 specs = payload.get('events') if isinstance(payload, dict) and 'events' in payload else [payload]
                 return self._send(201, {'EventIds': emulator.add_events(specs)})
+            if (method, path) == ('POST', '/start'):
+                # The platform starting events (as when another VM they name approved them).
+                emulator.approve([validate_event_id(i) for i in payload['EventIds']])
+                return self._send(200, emulator.state())
             if method == 'DELETE' and path == '/events':
                 return self._send(200, {'withdrawn': emulator.withdraw()})
             if method == 'DELETE' and path.startswith('/events/'):

@@ -70,7 +70,7 @@ def test_polls_compute_without_waiting_30_seconds(arm):
 def test_one_failing_instance_never_stops_the_others(arm):
     scale_set = arm.add_scale_set('rg', 'web', count=6, os_types={1: 'Windows'})
     scale_set.instances['2'].fail_run_command = 'VM agent is not ready'
-    scale_set.instances['3'].power_state = 'deallocated'
+    scale_set.instances['3'].life.power_state = 'deallocated'
     scale_set.instances['4'].hang_run_command = True
     scale_set.instances['5'].vm.add_events([{'EventType': 'Freeze', 'Description': 'x' * 500}
                                             for _ in range(10)])
@@ -210,3 +210,15 @@ def test_approve_where_seen_prefers_an_instance_the_event_names(arm):
     assert after.document.get(event_id).event_status == 'Started'
     with pytest.raises(EventNotFoundError, match='web_1'):
         fleet.approve_where_seen(fleet.targets(['1']), [event_id], api_version=API)
+
+
+def test_approving_on_one_instance_starts_the_event_for_every_vm_it_names(arm):
+    scale_set = arm.add_scale_set('rg', 'web', count=3)
+    event = {'EventType': 'Reboot', 'Resources': ['web_0', 'web_2']}
+    event_id, = scale_set.instances['0'].vm.add_events([event])
+    scale_set.instances['2'].vm.add_events([dict(event, EventId=event_id)])
+    fleet = Fleet(compute_for(arm), 'rg', vmss_name='web')
+    fleet.approve(fleet.targets(['0'])[0], [event_id], api_version=API)
+    status = {r.target.name: r.document.get(event_id) and r.document.get(event_id).event_status
+              for r in fleet.read(fleet.targets(), api_version=API)}
+    assert status == {'web_0': 'Started', 'web_1': None, 'web_2': 'Started'}

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from .lifecycle import Ledger, Lifecycle, Timings
 from .tls import make_certificates
 from .vm import SimulatedVm
 
@@ -53,6 +54,12 @@ _ROUTES = [
      'instance_view'),
     ('POST', _COMPUTE + r'/virtualmachinescalesets/(?P<vmss>[^/]+)/virtualmachines/(?P<id>[^/]+)/runcommand',
      'run_command'),
+    ('POST', _COMPUTE + r'/virtualmachinescalesets/(?P<vmss>[^/]+)/virtualmachines/(?P<id>[^/]+)/'
+                        r'(?P<action>reimage|restart|redeploy)', 'instance_action'),
+    ('DELETE', _COMPUTE + r'/virtualmachinescalesets/(?P<vmss>[^/]+)/virtualmachines/(?P<id>[^/]+)', 'delete_instance'),
+    ('POST', _COMPUTE + r'/virtualmachinescalesets/(?P<vmss>[^/]+)/(?P<action>reimage|reimageall|restart|redeploy)',
+     'scale_set_action'),
+    ('PATCH', _COMPUTE + r'/virtualmachinescalesets/(?P<vmss>[^/]+)', 'update_scale_set'),
     ('GET', _COMPUTE + r'/virtualmachines/(?P<vm>[^/]+)', 'instance'),
     ('GET', _COMPUTE + r'/virtualmachines/(?P<vm>[^/]+)/instanceview', 'instance_view'),
     ('POST', _COMPUTE + r'/virtualmachines/(?P<vm>[^/]+)/runcommand', 'run_command'),
@@ -75,8 +82,7 @@ class FakeInstance:
     instance_id: str | None
     os_type: str = 'Linux'
     vm: SimulatedVm | None = None
-    power_state: str = 'running'
-    provisioning_state: str = 'Succeeded'
+    life: Lifecycle = field(default_factory=Lifecycle)
     hang_run_command: bool = False          # the script never finishes (the operation stays InProgress)
     fail_run_command: str | None = None     # the operation fails with this message
     busy: threading.Lock = field(default_factory=threading.Lock)
@@ -92,18 +98,39 @@ class FakeInstance:
 class FakeScaleSet:
     name: str
     resource_group: str
+    health_extension: bool = False
     instances: dict = field(default_factory=dict)     # instance id -> FakeInstance
+    next_id: int = 0
+
+    def new_instance(self, os_type='Linux', *, creating_until=None, health_delay=0.0):
+        instance_id = str(self.next_id)
+        self.next_id += 1
+        instance = FakeInstance(f'{self.name}_{instance_id}', self.resource_group, instance_id, os_type,
+                                life=Lifecycle(health_state='healthy' if self.health_extension else None))
+        if creating_until is not None:
+            life = instance.life
+            life.provisioning_state, life.power_state = 'Creating', 'starting'
+            if self.health_extension:
+                life.health_state = 'unknown'
+            life.pending = [(creating_until, {'provisioning_state': 'Succeeded', 'power_state': 'running',
+                                              **({'health_state': 'initializing'} if self.health_extension else {})})]
+            if self.health_extension:
+                life.pending.append((creating_until + health_delay, {'health_state': 'healthy'}))
+        self.instances[instance_id] = instance
+        return instance
 
 
 class FakeArm:
     """The fake ARM and its resources. ``run_command_latency`` delays each Run Command result (seconds)."""
 
     def __init__(self, folder, *, subscription=SUBSCRIPTION, run_command_latency=0.0, retry_after=None,
-                 host='127.0.0.1', port=0):
+                 timings=Timings(), host='127.0.0.1', port=0):
         self.folder = folder
         self.subscription = subscription
         self.run_command_latency = run_command_latency
         self.retry_after = retry_after
+        self.timings = timings
+        self.ledger = Ledger()
         self.certs = make_certificates(folder / 'tls')
         self.scale_sets = {}      # (rg, name) lower -> FakeScaleSet
         self.vms = {}             # (rg, name) lower -> FakeInstance
@@ -147,15 +174,19 @@ class FakeArm:
 
     # Resources --------------------------------------------------------------------------------------------
 
-    def add_scale_set(self, resource_group, name, *, count, os_types=None):
-        """A Uniform scale set of ``count`` instances named ``<name>_<id>``; Linux ones get a simulated VM."""
-        scale_set = FakeScaleSet(name, resource_group)
+    def add_scale_set(self, resource_group, name, *, count, os_types=None, health_extension=False,
+                      simulate_vms=True):
+        """A Uniform scale set of ``count`` instances named ``<name>_<id>``. With ``simulate_vms`` each Linux
+        instance gets a simulated VM (its own namespace and IMDS) for Run Command; the reimage tests need none.
+        """
+        scale_set = FakeScaleSet(name, resource_group, health_extension=health_extension)
         for index in range(count):
-            os_type = (os_types or {}).get(index, 'Linux')
-            instance = FakeInstance(f'{name}_{index}', resource_group, str(index), os_type)
-            scale_set.instances[str(index)] = instance
-        self._boot([i for i in scale_set.instances.values()])
-        self.scale_sets[(resource_group.lower(), name.lower())] = scale_set
+            scale_set.new_instance((os_types or {}).get(index, 'Linux'))
+        if simulate_vms:
+            self._boot(list(scale_set.instances.values()))
+        with self._lock:
+            self.scale_sets[(resource_group.lower(), name.lower())] = scale_set
+            self._record()
         return scale_set
 
     def add_vm(self, resource_group, name, *, os_type='Linux'):
@@ -163,6 +194,58 @@ class FakeArm:
         self._boot([instance])
         self.vms[(resource_group.lower(), name.lower())] = instance
         return instance
+
+    def advance(self):
+        """Apply every instance's changes due by now; drop deleted instances; keep the ledger."""
+        now = time.monotonic()
+        with self._lock:
+            changed = False
+            for scale_set in self.scale_sets.values():
+                for instance_id, instance in list(scale_set.instances.items()):
+                    changed |= instance.life.due(now)
+                    if instance.life.provisioning_state == 'Deleted':
+                        del scale_set.instances[instance_id]
+            if changed:
+                self._record()
+
+    def _record(self):
+        self.ledger.record({i.name: i.life for s in self.scale_sets.values() for i in s.instances.values()})
+
+    def operate(self, scale_set, instances, action):
+        """Start ``action`` (reimage, restart, redeploy, delete) on ``instances``; returns the operation id."""
+        timings = self.timings
+        now = time.monotonic()
+        with self._lock:
+            ends = []
+            for instance in instances:
+                if action == 'delete':
+                    instance.life.provisioning_state = 'Deleting'
+                    instance.life.pending = [(now + timings.delete, {'provisioning_state': 'Deleted'})]
+                    ends.append((now + timings.delete, True))
+                else:
+                    ends.append(instance.life.operate(now, getattr(timings, action), timings.health_delay,
+                                                      power_during='running' if action == 'restart' else 'stopped'))
+            self._record()
+            return self._operation(max(end for end, _ in ends), all(ok for _, ok in ends))
+
+    def scale(self, scale_set, capacity):
+        """Set the instance count: new instances are created, the highest ids are deleted."""
+        now = time.monotonic()
+        with self._lock:
+            alive = [i for i in scale_set.instances.values() if i.life.provisioning_state != 'Deleting']
+            for _ in range(capacity - len(alive)):
+                scale_set.new_instance(creating_until=now + self.timings.create, health_delay=self.timings.health_delay)
+            for instance in sorted(alive, key=lambda i: int(i.instance_id))[capacity:] if capacity < len(alive) else []:
+                instance.life.provisioning_state = 'Deleting'
+                instance.life.pending = [(now + self.timings.delete, {'provisioning_state': 'Deleted'})]
+            self._record()
+            return self._operation(now + max(self.timings.create, self.timings.delete), True)
+
+    def _operation(self, done_at, ok):
+        op_id = str(uuid.uuid4())
+        self.operations[op_id] = {'status': 'InProgress', 'startTime': _now(), 'name': op_id, 'done_at': done_at,
+                                  'ok': ok}
+        return op_id
 
     def all_instances(self):
         for scale_set in self.scale_sets.values():
@@ -219,22 +302,27 @@ class FakeArm:
     # Bodies -------------------------------------------------------------------------------------------------
 
     def instance_view(self, instance):
-        return {
+        life = instance.life
+        view = {
             'computerName': instance.name.replace('_', ''),
             'osName': 'ubuntu' if instance.os_type == 'Linux' else 'Windows Server 2022 Datacenter',
             'statuses': [
-                {'code': f'ProvisioningState/{instance.provisioning_state.lower()}', 'level': 'Info',
-                 'displayStatus': f'Provisioning {instance.provisioning_state.lower()}'},
-                {'code': f'PowerState/{instance.power_state}', 'level': 'Info',
-                 'displayStatus': f'VM {instance.power_state}'},
+                {'code': f'ProvisioningState/{life.provisioning_state.lower()}', 'level': 'Info',
+                 'displayStatus': f'Provisioning {life.provisioning_state.lower()}'},
+                {'code': f'PowerState/{life.power_state}', 'level': 'Info', 'displayStatus': f'VM {life.power_state}'},
             ],
         }
+        if life.health_state is not None:
+            view['vmHealth'] = {'status': {'code': f'HealthState/{life.health_state}',
+                                           'level': 'Info' if life.health_state == 'healthy' else 'Warning',
+                                           'displayStatus': f'The VM is {life.health_state}'}}
+        return view
 
     def instance_body(self, instance, scale_set=None, expand=False):
         properties = {
             'latestModelApplied': True,
             'vmId': str(uuid.uuid5(uuid.NAMESPACE_DNS, instance.name)),
-            'provisioningState': instance.provisioning_state,
+            'provisioningState': instance.life.provisioning_state,
             'osProfile': {'computerName': instance.name.replace('_', '')},
             'storageProfile': {'osDisk': {'osType': instance.os_type, 'createOption': 'FromImage'}},
         }
@@ -251,10 +339,22 @@ class FakeArm:
 
     # Run Command ------------------------------------------------------------------------------------------
 
+    def _propagate_starts(self, instance):
+        """Approving an event starts it for every VM in its Resources: the platform tells their IMDS too."""
+        by_name = {i.name: i for i in self.all_instances()}
+        for event in instance.vm.document()['events']:
+            if event['EventStatus'] != 'Started':
+                continue
+            for name in event['Resources']:
+                other = by_name.get(name)
+                if other is not None and other is not instance and other.vm is not None:
+                    other.vm.start_events([event['EventId']])
+
     def start_run_command(self, instance, request):
-        if instance.power_state != 'running':
+        state = instance.life.power_state
+        if state != 'running':
             raise ArmError(409, 'OperationNotAllowed', f"Operation 'RunCommand' is not allowed on VM "
-                                                       f"'{instance.name}' since the VM is {instance.power_state}.")
+                                                       f"'{instance.name}' since the VM is {state}.")
         if not instance.busy.acquire(blocking=False):
             raise ArmError(409, 'Conflict', 'Run command extension execution is in progress. Please wait for '
                                             'completion before invoking a run command.')
@@ -282,6 +382,7 @@ class FakeArm:
                                f'no {instance.os_type} VM behind {instance.name}.'})
                 return
             code, stdout, stderr = instance.vm.run_script(script, SCRIPT_TIMEOUT_IN_SECONDS)
+            self._propagate_starts(instance)
             time.sleep(max(0.0, self.run_command_latency - (time.monotonic() - started)))
             operation.update(status='Succeeded', endTime=_now(), result=_run_command_result(code, stdout, stderr))
         finally:
@@ -338,6 +439,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get('Content-Length') or 0)
         body = json.loads(self.rfile.read(length) or b'null') if length else None
         arm.log.append({'time': time.time(), 'method': method, 'path': parts.path, 'query': query, 'body': body})
+        arm.advance()
         fault = arm._take_fault(method, parts.path)
         if fault is not None:
             headers = {} if fault[4] is None else {'Retry-After': str(fault[4])}
@@ -372,15 +474,65 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, {'value': [{'id': f'/tenants/{TENANT}', 'tenantId': TENANT}]})
 
     def _scale_set(self, groups, query, body):
+        return self._send(200, self._scale_set_body(self.server.arm.scale_set(groups)))
+
+    def _scale_set_body(self, scale_set):
         arm = self.server.arm
-        scale_set = arm.scale_set(groups)
-        return self._send(200, {
+        extensions = [{'name': 'ApplicationHealthLinux', 'properties': {
+            'publisher': 'Microsoft.ManagedServices', 'type': 'ApplicationHealthLinux', 'typeHandlerVersion': '1.0',
+            'autoUpgradeMinorVersion': True, 'settings': {'port': 80, 'protocol': 'http', 'requestPath': '/'}}}]
+        capacity = sum(1 for i in scale_set.instances.values() if i.life.provisioning_state != 'Deleting')
+        return ({
             'name': scale_set.name, 'location': LOCATION, 'type': 'Microsoft.Compute/virtualMachineScaleSets',
             'id': f'/subscriptions/{arm.subscription}/resourceGroups/{scale_set.resource_group}/providers/'
                   f'Microsoft.Compute/virtualMachineScaleSets/{scale_set.name}',
-            'sku': {'name': 'Standard_D2s_v3', 'tier': 'Standard', 'capacity': len(scale_set.instances)},
+            'sku': {'name': 'Standard_D2s_v3', 'tier': 'Standard', 'capacity': capacity},
             'properties': {'orchestrationMode': 'Uniform', 'provisioningState': 'Succeeded',
-                           'upgradePolicy': {'mode': 'Manual'}}})
+                           'upgradePolicy': {'mode': 'Manual'},
+                           'virtualMachineProfile': {'extensionProfile': {
+                               'extensions': extensions if scale_set.health_extension else []}}}})
+
+    def _update_scale_set(self, groups, query, body):
+        arm = self.server.arm
+        scale_set = arm.scale_set(groups)
+        capacity = ((body or {}).get('sku') or {}).get('capacity')
+        if not isinstance(capacity, int) or capacity < 0:
+            raise ArmError(400, 'InvalidParameter', 'this fake only updates sku.capacity')
+        op_id = arm.scale(scale_set, capacity)
+        return self._send(200, self._scale_set_body(scale_set), self._operation_headers(op_id, query, location=False))
+
+    def _instance_action(self, groups, query, body):
+        arm = self.server.arm
+        op_id = arm.operate(arm.scale_set(groups), [arm.instance(groups)], groups['action'].lower())
+        return self._send(202, None, self._operation_headers(op_id, query))
+
+    def _delete_instance(self, groups, query, body):
+        arm = self.server.arm
+        op_id = arm.operate(arm.scale_set(groups), [arm.instance(groups)], 'delete')
+        return self._send(202, None, self._operation_headers(op_id, query))
+
+    def _scale_set_action(self, groups, query, body):
+        """The whole-scale-set routes (``reimageall`` with or without instanceIds): every named instance,
+        or all of them. Recorded like any request, so tests can prove a cycle never calls them."""
+        arm = self.server.arm
+        scale_set = arm.scale_set(groups)
+        ids = (body or {}).get('instanceIds')
+        instances = [scale_set.instances[i] for i in ids if i in scale_set.instances] if ids else \
+            list(scale_set.instances.values())
+        action = 'reimage' if groups['action'].lower().startswith('reimage') else groups['action'].lower()
+        op_id = arm.operate(scale_set, instances, action)
+        return self._send(202, None, self._operation_headers(op_id, query))
+
+    def _operation_headers(self, op_id, query, location=True):
+        arm = self.server.arm
+        op_url = (f'{arm.url}/subscriptions/{arm.subscription}/providers/Microsoft.Compute/locations/{LOCATION}/'
+                  f'operations/{op_id}?api-version={query.get("api-version", "")}')
+        headers = {'Azure-AsyncOperation': op_url}
+        if location:
+            headers['Location'] = op_url + '&monitor=true'
+        if arm.retry_after is not None:
+            headers['Retry-After'] = str(arm.retry_after)
+        return headers
 
     def _list_instances(self, groups, query, body):
         arm = self.server.arm
@@ -402,27 +554,26 @@ class _Handler(BaseHTTPRequestHandler):
     def _run_command(self, groups, query, body):
         arm = self.server.arm
         op_id = arm.start_run_command(arm.instance(groups), body or {})
-        op_url = (f'{arm.url}/subscriptions/{arm.subscription}/providers/Microsoft.Compute/locations/{LOCATION}/'
-                  f'operations/{op_id}?api-version={query.get("api-version", "")}')
-        headers = {'Azure-AsyncOperation': op_url, 'Location': op_url + '&monitor=true'}
-        if arm.retry_after is not None:
-            headers['Retry-After'] = str(arm.retry_after)
-        return self._send(202, None, headers)
+        return self._send(202, None, self._operation_headers(op_id, query))
 
     def _operation(self, groups, query, body):
         arm = self.server.arm
         operation = arm.operations.get(groups['op'])
         if operation is None:
             raise ArmError(404, 'NotFound', 'no such operation')
+        if operation['status'] == 'InProgress' and time.monotonic() >= operation.get('done_at', float('inf')):
+            operation.update(status='Succeeded' if operation['ok'] else 'Failed', endTime=_now())
+            if not operation['ok']:
+                operation['error'] = {'code': 'VMOperationFailed', 'message': 'The operation failed on the instance.'}
         retry = {} if arm.retry_after is None else {'Retry-After': str(arm.retry_after)}
         if query.get('monitor') == 'true':
             if operation['status'] == 'InProgress':
                 return self._send(202, None, retry)
             if operation['status'] == 'Failed':
                 return self._send(200, {'error': operation['error']})
-            return self._send(200, operation['result'])
+            return self._send(200, operation.get('result'))
         status = {k: operation[k] for k in ('status', 'startTime', 'name') if k in operation}
-        if operation['status'] == 'Succeeded':
+        if operation['status'] == 'Succeeded' and operation.get('result') is not None:
             status['properties'] = {'output': operation['result']}
         if operation['status'] == 'Failed':
             status['error'] = operation['error']

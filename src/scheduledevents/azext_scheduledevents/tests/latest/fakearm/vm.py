@@ -90,6 +90,10 @@ class SimulatedVm:
     def add_events(self, plans):
         return self.control('POST', '/_emulator/events', {'events': plans})['EventIds']
 
+    def start_events(self, event_ids):
+        """Start events here as the platform does when another VM they name approved them."""
+        return self.control('POST', '/_emulator/start', {'EventIds': list(event_ids)})
+
     def document(self):
         return self.control('GET', '/_emulator/state')
 
