@@ -156,7 +156,7 @@ def result_with(stdout, stderr=''):
                        'message': f'Enable succeeded: \n[stdout]\n{stdout}\n[stderr]\n{stderr}'}]}
 
 
-def test_parse_windows_output_as_run_command_returns_it():
+def test_windows_output_parsing_only_no_powershell_here():
     # RunPowerShellScript output: CRLF line ends, as Windows writes them.
     stdout = ('@@se name 200@@ web_2\r\n@@se doc 200@@ {"DocumentIncarnation":4,"Events":[]}\r\n'
               '@@se end@@\r\n')
@@ -174,7 +174,7 @@ def test_output_that_cannot_be_read(stdout, message):
         parse_output(result_with(stdout))
 
 
-def test_windows_script_bypasses_the_proxy_and_sends_the_header():
+def test_windows_script_text_only_no_powershell_here():
     command, lines = read_script('Windows')
     script = '\n'.join(lines)
     assert command == 'RunPowerShellScript'
