@@ -128,3 +128,41 @@ class FanoutSettings:
     def __post_init__(self):
         if self.max_parallel < 1 or self.instance_timeout_in_seconds <= 0 or self.poll_interval_in_seconds <= 0:
             raise ValueError('max_parallel must be at least 1, and the timeout and poll interval above 0')
+
+
+CYCLE_ACTIONS = ('reimage', 'restart', 'redeploy')
+CYCLE_HEALTH_MODES = ('auto', 'extension', 'none')
+# Instance views are read at most this often, and less often (up to the maximum) while nothing changes.
+CYCLE_POLL_MIN_IN_SECONDS = 2.0
+CYCLE_POLL_MAX_IN_SECONDS = 10.0
+# The operation itself is only a safety net (the instance views tell the story): the SDK's own pace.
+CYCLE_OPERATION_POLL_IN_SECONDS = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CycleSettings:
+    """How ``cycle`` moves through a scale set.
+
+        CycleSettings()                                         # reimage one at a time, 30 min each
+        CycleSettings(action='restart', max_unavailable=2, timeout_in_seconds=600)
+    """
+
+    action: str = 'reimage'
+    max_unavailable: int = 1
+    timeout_in_seconds: float = 30 * 60.0
+    pause_in_seconds: float = 0.0
+    ignore_initial_health: bool = False
+    ignore_availability: bool = False
+    health: str = 'auto'
+    poll_min_in_seconds: float = CYCLE_POLL_MIN_IN_SECONDS
+    poll_max_in_seconds: float = CYCLE_POLL_MAX_IN_SECONDS
+    operation_poll_in_seconds: float = CYCLE_OPERATION_POLL_IN_SECONDS
+
+    def __post_init__(self):
+        if self.action not in CYCLE_ACTIONS or self.health not in CYCLE_HEALTH_MODES:
+            raise ValueError(f'action is one of {", ".join(CYCLE_ACTIONS)}; '
+                             f'health one of {", ".join(CYCLE_HEALTH_MODES)}')
+        if self.max_unavailable < 1 or self.timeout_in_seconds <= 0 or self.pause_in_seconds < 0:
+            raise ValueError('max_unavailable must be at least 1, the timeout above 0, the pause 0 or more')
+        if not 0 < self.poll_min_in_seconds <= self.poll_max_in_seconds:
+            raise ValueError('need 0 < poll_min_in_seconds <= poll_max_in_seconds')

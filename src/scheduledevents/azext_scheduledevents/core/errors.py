@@ -13,6 +13,8 @@
     - ImdsProtocolError        - the answer is not a Scheduled Events document (garbage, wrong shape)
   + FleetError                 - a scale set or VM cannot be used for a fan-out
     - TargetNotFoundError      - the scale set, VM or instance ids do not exist
+  + CycleError                 - a rolling cycle stopped (``report`` says where each instance is)
+    - PreflightError           - it did not start: an instance is not healthy, or too few are
   + InvalidEndpointError       - the configured endpoint is not an http://host[:port] URL
   + InvalidEventIdError        - an event id is not a GUID
   + EventNotFoundError         - an event id is not in the current document
@@ -62,6 +64,18 @@ class FleetError(ScheduledEventsError):
 
 class TargetNotFoundError(FleetError):
     """The scale set, the VM or some of the instance ids do not exist."""
+
+
+class CycleError(ScheduledEventsError):
+    """A cycle stopped before its end: ``report`` holds every instance's state and what to do next."""
+
+    def __init__(self, message, *, report=None):
+        super().__init__(message)
+        self.report = report
+
+
+class PreflightError(CycleError):
+    """The cycle did not start, and nothing was changed."""
 
 
 class InvalidEndpointError(ScheduledEventsError):
