@@ -101,6 +101,32 @@ examples:
         sudo systemctl daemon-reload && sudo systemctl enable --now scheduled-events-watch
 """
 
+helps['scheduled-events cycle'] = """
+type: command
+short-summary: Reimage (or restart, or redeploy) a scale set's instances a few at a time, each back and healthy before the next.
+long-summary: >
+    Reads every instance's health score (1 = ProvisioningState succeeded, 2 = PowerState running, 4 = the
+    Application Health extension's HealthState healthy; 7 is healthy, or 3 when the scale set has no health
+    extension) and stops at once, changing nothing, if a targeted instance is not healthy
+    (--ignore-initial-health cycles it anyway). When fewer than two instances are healthy it first scales
+    out by one and waits for the new instance, and deletes that instance again at the end, on success,
+    failure, timeout or Ctrl-C. Then it sends the action to one instance at a time (or --max-unavailable
+    at a time) through the per-instance endpoint, never the whole scale set, and waits until the
+    operation is over and the score is back, within --timeout-minutes counted from the moment the action
+    was sent. While any instance is below the score, for any reason, it starts nothing beyond
+    --max-unavailable. On a timeout or a failed operation it stops, leaves the remaining instances
+    untouched, prints the report and exits 1. Progress goes to stderr, the JSON report to stdout.
+examples:
+  - name: Reimage every instance, one at a time.
+    text: az scheduled-events cycle -g my-rg -n web
+  - name: See the plan first; change nothing.
+    text: az scheduled-events cycle -g my-rg -n web --dry-run
+  - name: Restart two at a time, with a state file so that a killed pipeline can resume.
+    text: |
+        az scheduled-events cycle -g my-rg -n web --action restart --max-unavailable 2 --state-file cycle.json
+        az scheduled-events cycle -g my-rg -n web --action restart --max-unavailable 2 --state-file cycle.json --resume
+"""
+
 helps['scheduled-events emulator'] = """
 type: command
 short-summary: Run a local IMDS emulator to try handlers and scripts before real maintenance comes.

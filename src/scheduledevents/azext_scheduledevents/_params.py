@@ -9,7 +9,7 @@ from knack.arguments import CLIArgumentType
 from azure.cli.core.commands.parameters import get_enum_type
 
 from azext_scheduledevents.core.approval import APPROVE_MODES
-from azext_scheduledevents.core.config import (DEADLINE_MARGIN_IN_SECONDS, FANOUT_INSTANCE_TIMEOUT_IN_SECONDS,
+from azext_scheduledevents.core.config import (CYCLE_ACTIONS, CYCLE_HEALTH_MODES, DEADLINE_MARGIN_IN_SECONDS, FANOUT_INSTANCE_TIMEOUT_IN_SECONDS,
                                                FANOUT_MAX_PARALLEL, HANDLER_TIMEOUT_IN_SECONDS,
                                                IMDS_DEADLINE_IN_SECONDS, WATCH_INTERVAL_IN_SECONDS)
 from azext_scheduledevents.core.imds import DEFAULT_API_VERSION
@@ -92,6 +92,26 @@ def load_arguments(self, _):
         c.argument('once', options_list=['--once'], action='store_true', help='Poll once, act, and exit (for timers and cron).')
         c.argument('print_systemd_unit', options_list=['--print-systemd-unit'], action='store_true',
                    help='Print a systemd service unit that runs this exact watch command, and exit.')
+
+    with self.argument_context('scheduled-events cycle') as c:
+        c.argument('resource_group_name', options_list=['--resource-group', '-g'], help='Resource group of the scale set.')
+        c.argument('name', options_list=['--name', '-n'], help='Name of the scale set.')
+        c.argument('instance_ids', options_list=['--instance-ids'], nargs='+', help='Instances to cycle, in this order. Default: all, by instance id.')
+        c.argument('timeout_minutes', options_list=['--timeout-minutes'], type=float, default=30.0,
+                   help='Per instance: minutes from the moment its action is sent until it must be healthy again. Default: 30.')
+        c.argument('ignore_initial_health', options_list=['--ignore-initial-health'], action='store_true',
+                   help='Skip the pre-flight health check; unhealthy instances are still cycled (first).')
+        c.argument('ignore_availability', options_list=['--ignore-availability'], action='store_true',
+                   help='Cycle even when fewer than two instances are healthy, instead of scaling out by one first.')
+        c.argument('max_unavailable', options_list=['--max-unavailable'], type=int, default=1,
+                   help='How many instances may be below a healthy score at once, whatever the reason. Default: 1.')
+        c.argument('pause_seconds', options_list=['--pause-seconds'], type=float, default=0.0, help='Seconds to wait between starting instances.')
+        c.argument('action', arg_type=get_enum_type(CYCLE_ACTIONS), default='reimage', help='What to do to each instance. Default: reimage.')
+        c.argument('health', arg_type=get_enum_type(CYCLE_HEALTH_MODES), default='auto',
+                   help='auto: require the Application Health extension\'s HealthState when the model has the extension (score 7), otherwise warn and require provisioned and running (score 3); extension: require it; none: never.')
+        c.argument('dry_run', options_list=['--dry-run'], action='store_true', help='Print the plan and change nothing.')
+        c.argument('state_file', options_list=['--state-file'], help='File in which finished instances are recorded as the cycle goes (atomically).')
+        c.argument('resume', options_list=['--resume'], action='store_true', help='Skip the instances the --state-file records as finished.')
 
     with self.argument_context('scheduled-events emulator') as c:
         c.argument('host', options_list=['--host'], default='127.0.0.1', help='Address to listen on. Default: 127.0.0.1.')

@@ -88,6 +88,16 @@ def validate_watch(namespace):
                                          ', '.join(unknown), ', '.join(sorted(known)))
 
 
+def validate_cycle(namespace):
+    from azure.cli.core.azclierror import RequiredArgumentMissingError
+    if namespace.max_unavailable < 1:
+        raise InvalidArgumentValueError('--max-unavailable must be at least 1.')
+    if namespace.timeout_minutes <= 0 or namespace.pause_seconds < 0:
+        raise InvalidArgumentValueError('--timeout-minutes must be above 0 and --pause-seconds 0 or more.')
+    if namespace.resume and not namespace.state_file:
+        raise RequiredArgumentMissingError('--resume needs the --state-file the interrupted run wrote.')
+
+
 def validate_emulator(namespace):
     from azext_scheduledevents.emulator.scenarios import ScenarioError, parse_terminate_notice
     if not 0 <= namespace.port <= 65535:

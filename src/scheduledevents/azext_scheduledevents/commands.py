@@ -5,7 +5,7 @@
 
 from azext_scheduledevents._format import transform_approval_table, transform_event_table
 from azext_scheduledevents._validators import (validate_approve, validate_emulator, validate_imds_options,
-                                               validate_list, validate_watch)
+                                               validate_cycle, validate_list, validate_watch)
 
 
 def load_command_table(self, _):
@@ -17,4 +17,5 @@ def load_command_table(self, _):
         g.custom_command('approve', 'approve_events', validator=validate_approve,
                          table_transformer=transform_approval_table)
         g.custom_command('watch', 'watch_events', validator=validate_watch)
+        g.custom_command('cycle', 'cycle_scale_set', validator=validate_cycle)
         g.custom_command('emulator', 'run_emulator', validator=validate_emulator)

@@ -117,7 +117,8 @@ def _fleet_list(cmd, fleet, instance_ids, this_vm, document, api_version, ignore
                 for r in results if r.ok for event in r.document.events
                 if not this_vm or event.affects(r.vm_name)]
     if failed and not ignore_errors:
-        _fail_after_output(cmd, f'{len(failed)} of {len(results)} instances could not be read: {", ".join(failed)}')
+        _fail_after_output(cmd, f'{len(failed)} of {len(results)} instances could not be read: {", ".join(failed)}. '
+                                'Use --ignore-errors to exit 0 anyway.')
     return rows
 
 
@@ -146,7 +147,7 @@ def _fail_after_output(cmd, message):
     from knack.events import EVENT_CLI_SUCCESSFUL_EXECUTE
 
     def fail(*_, **__):
-        logger.error('%s Use --ignore-errors to exit 0 anyway.', message)
+        logger.error('%s', message)
         raise SystemExit(1)
     cmd.cli_ctx.register_event(EVENT_CLI_SUCCESSFUL_EXECUTE, fail)
 
@@ -251,6 +252,38 @@ def _systemd_unit(options, handler_timeout):
     return render_unit(argv + ['--only-show-errors'], stop_timeout_in_seconds=handler_timeout + 30)
 
 
+def cycle_scale_set(cmd, resource_group_name, name, instance_ids=None,  # pylint: disable=too-many-locals
+                    timeout_minutes=30.0, ignore_initial_health=False, ignore_availability=False, max_unavailable=1,
+                    pause_seconds=0.0, action='reimage', health='auto', dry_run=False, state_file=None, resume=False):
+    import sys
+    import time
+    from azext_scheduledevents._client_factory import cf_compute
+    from azext_scheduledevents.core.config import CycleSettings
+    from azext_scheduledevents.core.cycle import Cycle
+    settings = CycleSettings(action=action, max_unavailable=max_unavailable,
+                             timeout_in_seconds=timeout_minutes * 60, pause_in_seconds=pause_seconds,
+                             ignore_initial_health=ignore_initial_health, ignore_availability=ignore_availability,
+                             health=health)
+    started = time.monotonic()
+
+    def progress(text):
+        # One line per step on stderr: readable live in a terminal and afterwards in a pipeline's log.
+        if not cmd.cli_ctx.only_show_errors:
+            sys.stderr.write(f'[{time.monotonic() - started:7.1f} s] {text}\n')
+            sys.stderr.flush()
+    cycle = Cycle(cf_compute(cmd.cli_ctx), resource_group_name, name, settings=settings, state_path=state_file,
+                  resume=resume, on_progress=progress)
+    try:
+        with _az_errors():
+            return cycle.plan(instance_ids) if dry_run else cycle.run(instance_ids)
+    except errors.CycleError as ex:
+        if ex.report is None:
+            from azure.cli.core.azclierror import UnclassifiedUserFault
+            raise UnclassifiedUserFault(str(ex)) from None
+        _fail_after_output(cmd, str(ex))
+        return ex.report
+
+
 def run_emulator(cmd, host='127.0.0.1', port=8169, scenario='empty',  # pylint: disable=unused-argument
                  speed=1.0, vm_name='web_0', terminate_notice=None, rate_limit=5):
     from azure.cli.core.azclierror import FileOperationError, InvalidArgumentValueError
@@ -302,6 +335,8 @@ def _az_errors():
         raise azclierror.BadRequestError(str(ex)) from None
     except errors.ImdsError as ex:
         raise azclierror.AzureResponseError(str(ex)) from None
+    except errors.CycleError:
+        raise
     except errors.TargetNotFoundError as ex:
         raise azclierror.ResourceNotFoundError(str(ex)) from None
     except errors.ScheduledEventsError as ex:

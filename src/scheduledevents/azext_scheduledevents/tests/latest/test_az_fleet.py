@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from .fakearm.lifecycle import Timings
 from .fakearm.server import FakeArm, az_login
 
 IN_NAMESPACE = os.environ.get('SCHEDULED_EVENTS_TEST_NAMESPACE') == '1'
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.skipif(not IN_NAMESPACE, reason='runs inside its own ne
 @pytest.fixture(scope='module')
 def fleet(az, tmp_path_factory):
     """Scale set web: 0 and 3 share a Reboot, 1 is Windows, 2 is busy, 4 has too much to say."""
-    with FakeArm(tmp_path_factory.mktemp('arm')) as arm:
+    # Reimages slower than az's 2-second health polls, as they are on Azure (minutes).
+    timings = Timings(reimage=3.0, health_delay=1.0, create=3.0, delete=0.5)
+    with FakeArm(tmp_path_factory.mktemp('arm'), timings=timings) as arm:
         web = arm.add_scale_set('rg', 'web', count=5, os_types={1: 'Windows'})
         reboot, = web.instances['0'].vm.add_events([{'EventType': 'Reboot', 'Resources': ['web_0', 'web_3']}])
         web.instances['3'].vm.add_events([{'EventType': 'Reboot', 'Resources': ['web_0', 'web_3'],
@@ -32,6 +35,9 @@ def fleet(az, tmp_path_factory):
         calm = arm.add_scale_set('rg', 'calm', count=2)
         db = arm.add_vm('rg', 'db1')
         db.vm.add_events([{'EventType': 'Redeploy'}])
+        arm.add_scale_set('rg', 'pool', count=2, health_extension=True, simulate_vms=False)
+        fragile = arm.add_scale_set('rg', 'fragile', count=3, health_extension=True, simulate_vms=False)
+        fragile.instances['0'].life.never_healthy = True
         env = az_login(az, arm)
         yield arm, env, reboot, calm
 
@@ -106,3 +112,43 @@ def test_a_failed_run_command_is_that_instances_error(az, fleet):
     assert result.returncode == 1, result
     assert 'ERROR: calm_0: (VMExtensionProvisioningError) The VM agent is not ready' in result.stderr
     assert '1 of 2 instances could not be read: calm_0' in result.stderr
+
+
+def test_cycle_dry_run_changes_nothing(az, fleet):
+    arm = fleet[0]
+    before = len(arm.requests())
+    result = az_fleet(az, fleet, 'cycle', '-g', 'rg', '-n', 'pool', '--dry-run')
+    assert result.returncode == 0, result
+    assert result.json['order'] == ['0', '1'] and result.json['requiredScore'] == 7
+    assert {r['method'] for r in arm.requests()[before:]} == {'GET'}
+
+
+def test_cycle_reimages_one_instance_at_a_time(az, fleet):
+    arm = fleet[0]
+    _, env, _, _ = fleet
+    result = az.run('scheduled-events', 'cycle', '-g', 'rg', '-n', 'pool', **env)
+    assert result.returncode == 0, result
+    results = [(r['name'], r['result']) for r in result.json['instances']]
+    assert results == [('pool_0', 'healthy'), ('pool_1', 'healthy')]
+    assert 'pool_0: reimage sent' in result.stderr and 'pool_1: healthy after' in result.stderr
+    reimages = [r['path'] for r in arm.requests('POST') if '/pool/' in r['path']]
+    assert [p.rsplit('/', 2)[-2:] for p in reimages] == [['0', 'reimage'], ['1', 'reimage']]
+
+
+def test_cycle_stops_and_exits_1_when_an_instance_stays_unhealthy(az, fleet):
+    arm = fleet[0]
+    result = az_fleet(az, fleet, 'cycle', '-g', 'rg', '-n', 'fragile', '--timeout-minutes', '0.1')
+    assert result.returncode == 1, result
+    assert [r['result'] for r in result.json['instances']] == ['timeout', 'skipped', 'skipped']
+    assert 'ERROR: fragile_0: not healthy 6 s after the reimage was sent' in result.stderr
+    assert [r['path'].rsplit('/', 2)[-2] for r in arm.requests('POST') if '/fragile/' in r['path']] == ['0']
+
+
+@pytest.mark.parametrize('args, message', [
+    (('--max-unavailable', '0'), '--max-unavailable'),
+    (('--resume',), '--state-file'),
+    (('--action', 'explode'), 'explode'),
+], ids=['max-unavailable', 'resume', 'action'])
+def test_cycle_refuses_bad_input(az, fleet, args, message):
+    result = az_fleet(az, fleet, 'cycle', '-g', 'rg', '-n', 'pool', *args)
+    assert result.returncode != 0 and message in result.stderr and 'Traceback' not in result.stderr
