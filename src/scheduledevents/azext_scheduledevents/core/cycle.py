@@ -165,19 +165,22 @@ class Cycle:
                 raise PreflightError('not every targeted instance is healthy: ' + '; '.join(
                     f'{healths[i].name} {_below(healths[i], required)}' for i in unhealthy) +
                     '. Nothing was changed.', report=self._report(reports, None))
-        added = None
+        added, scaled_from = [], None
         healthy_count = sum(1 for h in healths.values() if h.is_healthy(required))
         try:
             if healthy_count < 2 and not self.settings.ignore_availability and todo:
-                added = self._scale_out(capacity, set(healths))
-                self._wait_healthy(added, required)
+                scaled_from = set(healths)
+                added = self._scale_out(capacity, scaled_from)
+                self._wait_healthy(added[0], required)
             self._roll(todo, reports, required)
         except KeyboardInterrupt:
             self._stop_report(reports, 'interrupted')
             raise
         finally:
-            if added is not None:
-                self._scale_back(added)
+            if scaled_from is not None:
+                # Whatever happened, even an interruption during the scale-out: what it added goes again.
+                for instance_id in added or sorted(set(self._healths()) - scaled_from, key=_numeric):
+                    self._scale_back(instance_id)
         return self._report(reports, added)
 
     def _roll(self, todo, reports, required):
@@ -269,7 +272,7 @@ class Cycle:
                      polling_interval=self.settings.operation_poll_in_seconds)
 
     def _scale_out(self, capacity, before):
-        """Grow by one; returns the new instance's id as soon as it exists (so it is always scaled back)."""
+        """Grow by one; returns the ids of the instances that appeared (one)."""
         self._progress(f'fewer than two healthy instances: scaling {self.vmss_name} out to {capacity + 1}')
         self._compute.virtual_machine_scale_sets.begin_update(
             self.resource_group, self.vmss_name, {'sku': {'capacity': capacity + 1}},
@@ -277,7 +280,7 @@ class Cycle:
         new = sorted(set(self._healths()) - before, key=_numeric)
         if not new:
             raise CycleError(f'scaling {self.vmss_name} out to {capacity + 1} added no instance')
-        return new[0]
+        return new
 
     def _wait_healthy(self, instance_id, required):
         started = self._clock()
@@ -356,7 +359,7 @@ class Cycle:
                        'skipped': sum(1 for r in reports.values() if r.result in (SKIPPED, RESUMED)),
                        'failed': sum(1 for r in reports.values() if r.result in (FAILED, TIMED_OUT)),
                        'secondsToHealthyMax': max((r.seconds_to_healthy for r in done), default=None)},
-            'scaledOutInstance': added,
+            'scaledOutInstances': added or [],
         }
 
 

@@ -8,7 +8,10 @@ These run only inside a network namespace of their own, which test_az_fleet_in_n
 (``unshare -n``) before running this module there: nothing in it can reach beyond loopback.
 """
 
+import json
 import os
+import signal
+import time
 
 import pytest
 
@@ -38,6 +41,8 @@ def fleet(az, tmp_path_factory):
         arm.add_scale_set('rg', 'pool', count=2, health_extension=True, simulate_vms=False)
         fragile = arm.add_scale_set('rg', 'fragile', count=3, health_extension=True, simulate_vms=False)
         fragile.instances['0'].life.never_healthy = True
+        arm.add_scale_set('rg', 'long', count=3, health_extension=True, simulate_vms=False)
+        arm.add_scale_set('rg', 'single', count=1, health_extension=True, simulate_vms=False)
         env = az_login(az, arm)
         yield arm, env, reboot, calm
 
@@ -152,3 +157,42 @@ def test_cycle_stops_and_exits_1_when_an_instance_stays_unhealthy(az, fleet):
 def test_cycle_refuses_bad_input(az, fleet, args, message):
     result = az_fleet(az, fleet, 'cycle', '-g', 'rg', '-n', 'pool', *args)
     assert result.returncode != 0 and message in result.stderr and 'Traceback' not in result.stderr
+
+
+def wait_for(predicate, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError('timed out')
+
+
+def test_cycle_killed_mid_run_then_resumed(az, fleet, tmp_path):
+    arm, env, _, _ = fleet
+    state = tmp_path / 'cycle.json'
+    args = ('scheduled-events', 'cycle', '-g', 'rg', '-n', 'long', '--state-file', str(state), '--only-show-errors')
+    proc = az.popen(*args, **env)
+    wait_for(lambda: state.exists() and json.loads(state.read_text())['finished'] == ['0'])
+    proc.kill()
+    proc.communicate()
+    # The fake's states move when someone looks: look until the interrupted reimage is over.
+    long_set = arm.scale_sets[('rg', 'long')]
+    wait_for(lambda: arm.advance() or all(i.life.is_healthy() for i in long_set.instances.values()))
+    before = len(arm.requests('POST'))
+    result = az.run(*args, '--resume', **env)
+    assert result.returncode == 0, result
+    assert [r['result'] for r in result.json['instances']][0] == 'done-before-resume'
+    resent = [r['path'].rsplit('/', 2)[-2] for r in arm.requests('POST')[before:] if '/long/' in r['path']]
+    assert '0' not in resent and resent == sorted(resent)
+
+
+def test_ctrl_c_scales_the_added_instance_back(az, fleet):
+    arm, env, _, _ = fleet
+    proc = az.popen('scheduled-events', 'cycle', '-g', 'rg', '-n', 'single', '--only-show-errors', **env)
+    wait_for(lambda: arm.requests('PATCH', r'/single$'))
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    deletes = [r['path'] for r in arm.requests('DELETE') if '/single/' in r['path']]
+    assert deletes == [deletes[0]] and deletes[0].endswith('/virtualMachines/1')

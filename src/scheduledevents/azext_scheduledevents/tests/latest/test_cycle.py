@@ -117,7 +117,7 @@ def test_unhealthy_instance_stops_the_preflight_unless_ignored(arm):
 def test_one_instance_set_scales_out_cycles_and_scales_back(arm):
     web(arm, count=1)
     report = Cycle(compute_for(arm), 'rg', 'web', settings=settings()).run()
-    assert report['scaledOutInstance'] == '1' and report['totals']['cycled'] == 1
+    assert report['scaledOutInstances'] == ['1'] and report['totals']['cycled'] == 1
     assert [r['method'] for r in arm.requests() if r['method'] in ('PATCH', 'DELETE')] == ['PATCH', 'DELETE']
     assert arm.requests('DELETE')[0]['path'].endswith('/virtualMachines/1')
     assert arm.ledger.max_below() == 1
