@@ -10,11 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import require_namespaces
 
 MODULE = Path(__file__).with_name('test_az_fleet.py')
 
 
+@pytest.mark.timeout(900)
 def test_fleet_commands_end_to_end_in_a_fresh_network_namespace():
     require_namespaces()
     done = subprocess.run(
