@@ -135,8 +135,6 @@ CYCLE_HEALTH_MODES = ('auto', 'extension', 'none')
 # Instance views are read at most this often, and less often (up to the maximum) while nothing changes.
 CYCLE_POLL_MIN_IN_SECONDS = 2.0
 CYCLE_POLL_MAX_IN_SECONDS = 10.0
-# The operation itself is only a safety net (the instance views tell the story): the SDK's own pace.
-CYCLE_OPERATION_POLL_IN_SECONDS = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,7 +154,6 @@ class CycleSettings:
     health: str = 'auto'
     poll_min_in_seconds: float = CYCLE_POLL_MIN_IN_SECONDS
     poll_max_in_seconds: float = CYCLE_POLL_MAX_IN_SECONDS
-    operation_poll_in_seconds: float = CYCLE_OPERATION_POLL_IN_SECONDS
 
     def __post_init__(self):
         if self.action not in CYCLE_ACTIONS or self.health not in CYCLE_HEALTH_MODES:

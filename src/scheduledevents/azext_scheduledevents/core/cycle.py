@@ -172,7 +172,8 @@ class Cycle:
                 scaled_from = set(healths)
                 added = self._scale_out(capacity, scaled_from)
                 self._wait_healthy(added[0], required)
-            self._roll(todo, reports, required)
+                healths = None
+            self._roll(todo, reports, required, healths)
         except KeyboardInterrupt:
             self._stop_report(reports, 'interrupted')
             raise
@@ -183,27 +184,30 @@ class Cycle:
                     self._scale_back(instance_id)
         return self._report(reports, added)
 
-    def _roll(self, todo, reports, required):
+    def _roll(self, todo, reports, required, healths=None):
+        """Send, watch, move on. ``healths``: the reading just taken, if still current (saves one read)."""
         queue = list(todo)
-        in_flight = {}          # instance id -> (started clock, poller, seen below required)
+        in_flight = {}          # instance id -> (started clock, seen below the required score)
         delay = self.settings.poll_min_in_seconds
         last_started = blocked_since = None
         while queue or in_flight:
-            healths = self._healths()
+            healths = healths or self._healths()
             changed = False
-            for instance_id, (started, poller, seen_drop) in list(in_flight.items()):
+            for instance_id, (started, seen_drop) in list(in_flight.items()):
                 health = healths.get(instance_id)
                 report = reports[instance_id]
                 if health is None:
                     raise self._stopped(reports, instance_id, FAILED, 'the instance disappeared during its action')
                 report.score, report.parts = health.score, health.parts()
                 if not health.is_healthy(required) and not seen_drop:
-                    in_flight[instance_id] = (started, poller, True)
+                    in_flight[instance_id] = (started, True)
                     seen_drop = changed = True
-                if (health.provisioning_state or '').lower() == 'failed' or _failed(poller):
+                if (health.provisioning_state or '').lower() == 'failed':
                     reason = f'the {self.settings.action} failed (ProvisioningState {health.provisioning_state})'
                     raise self._stopped(reports, instance_id, FAILED, reason)
-                if health.is_healthy(required) and (seen_drop or poller.done()):
+                # Healthy again after having been seen below the score: the action really happened. A
+                # reimage, restart or redeploy takes far longer than one poll, so the dip is always seen.
+                if health.is_healthy(required) and seen_drop:
                     report.result, report.ended = DONE, _iso(self._wall())
                     report.seconds_to_healthy = round(self._clock() - started, 1)
                     del in_flight[instance_id]
@@ -233,9 +237,9 @@ class Cycle:
                         (not adds and not self.settings.ignore_initial_health):
                     break
                 queue.remove(instance_id)
-                poller = self._send(instance_id)
+                self._send(instance_id)
                 last_started = self._clock()
-                in_flight[instance_id] = (last_started, poller, not adds)
+                in_flight[instance_id] = (last_started, not adds)
                 report.result, report.action = RUNNING_ACTION, self.settings.action
                 report.started = _iso(self._wall())
                 unavailable += adds
@@ -254,6 +258,7 @@ class Cycle:
             delay = self.settings.poll_min_in_seconds if changed else \
                 min(delay * 1.5, self.settings.poll_max_in_seconds)
             self._sleep(delay)
+            healths = None
 
     def _next(self, queue, healths, required):
         """The next instance to cycle: in order, but with --ignore-initial-health the ones already below
@@ -265,11 +270,12 @@ class Cycle:
         return queue[0]
 
     def _send(self, instance_id):
-        """The action for exactly one instance, by the per-instance endpoint."""
+        """The action for exactly one instance, by the per-instance endpoint. The operation is not polled:
+        the instance views the cycle reads anyway show its progress, and its failure (ProvisioningState
+        failed), at no extra ARM read."""
         operations = self._compute.virtual_machine_scale_set_vms
-        begin = getattr(operations, f'begin_{self.settings.action}')
-        return begin(self.resource_group, self.vmss_name, instance_id,
-                     polling_interval=self.settings.operation_poll_in_seconds)
+        getattr(operations, f'begin_{self.settings.action}')(self.resource_group, self.vmss_name, instance_id,
+                                                             polling=False)
 
     def _scale_out(self, capacity, before):
         """Grow by one; returns the ids of the instances that appeared (one)."""
@@ -368,16 +374,6 @@ def _seconds(value):
         return max(0.0, float(value))
     except (TypeError, ValueError):
         return None
-
-
-def _failed(poller):
-    if not poller.done():
-        return False
-    try:
-        poller.result()
-    except Exception:  # pylint: disable=broad-except
-        return True
-    return False
 
 
 def _below(health, required):

@@ -23,7 +23,7 @@ TIMINGS = Timings(reimage=0.5, restart=0.3, redeploy=0.5, create=0.5, delete=0.2
 
 def settings(**kwargs):
     kwargs.setdefault('timeout_in_seconds', 8)
-    return CycleSettings(poll_min_in_seconds=0.1, poll_max_in_seconds=0.3, operation_poll_in_seconds=0.2, **kwargs)
+    return CycleSettings(poll_min_in_seconds=0.1, poll_max_in_seconds=0.3, **kwargs)
 
 
 @pytest.fixture
