@@ -51,6 +51,16 @@ def require_namespaces():
         pytest.skip(reason)
 
 
+def wait_until(predicate, timeout=30.0, interval=0.05):
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f'timed out after {timeout:g} s waiting for {getattr(predicate, "__name__", predicate)}')
+
+
 class FakeClock:
     """A monotonic clock the test moves by hand, so emulator timelines need no sleeping."""
 

@@ -11,10 +11,10 @@ These run only inside a network namespace of their own, which test_az_fleet_in_n
 import json
 import os
 import signal
-import time
 
 import pytest
 
+from .conftest import wait_until
 from .fakearm.lifecycle import Timings
 from .fakearm.server import FakeArm, az_login
 
@@ -159,26 +159,17 @@ def test_cycle_refuses_bad_input(az, fleet, args, message):
     assert result.returncode != 0 and message in result.stderr and 'Traceback' not in result.stderr
 
 
-def wait_for(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError('timed out')
-
-
 def test_cycle_killed_mid_run_then_resumed(az, fleet, tmp_path):
     arm, env, _, _ = fleet
     state = tmp_path / 'cycle.json'
     args = ('scheduled-events', 'cycle', '-g', 'rg', '-n', 'long', '--state-file', str(state), '--only-show-errors')
     proc = az.popen(*args, **env)
-    wait_for(lambda: state.exists() and json.loads(state.read_text())['finished'] == ['0'])
+    wait_until(lambda: state.exists() and json.loads(state.read_text())['finished'] == ['0'], timeout=60)
     proc.kill()
     proc.communicate()
     # The fake's states move when someone looks: look until the interrupted reimage is over.
     long_set = arm.scale_sets[('rg', 'long')]
-    wait_for(lambda: arm.advance() or all(i.life.is_healthy() for i in long_set.instances.values()))
+    wait_until(lambda: arm.advance() or all(i.life.is_healthy() for i in long_set.instances.values()), timeout=60)
     before = len(arm.requests('POST'))
     result = az.run(*args, '--resume', **env)
     assert result.returncode == 0, result
@@ -190,7 +181,7 @@ def test_cycle_killed_mid_run_then_resumed(az, fleet, tmp_path):
 def test_ctrl_c_scales_the_added_instance_back(az, fleet):
     arm, env, _, _ = fleet
     proc = az.popen('scheduled-events', 'cycle', '-g', 'rg', '-n', 'single', '--only-show-errors', **env)
-    wait_for(lambda: arm.requests('PATCH', r'/single$'))
+    wait_until(lambda: arm.requests('PATCH', r'/single$'), timeout=60)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode != 0

@@ -15,6 +15,7 @@ from collections import Counter
 
 import pytest
 
+from .conftest import wait_until
 from .test_handlers import Receiver
 from .watching import Recorder, read_state
 
@@ -26,15 +27,6 @@ def watch_args(recorder, *extra, kinds=('scheduled', 'started', 'completed'), sl
     for kind in kinds:
         args += [f'--on-{kind}', recorder.command(kind, sleep=sleep)]
     return args
-
-
-def wait_until(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError('timed out')
 
 
 def test_watch_prints_json_lines_and_approves(az, emulator, tmp_path):
