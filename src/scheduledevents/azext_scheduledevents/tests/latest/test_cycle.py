@@ -6,6 +6,8 @@
 time and whose ledger says how many were below 7 at every moment."""
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -162,3 +164,30 @@ def test_without_the_extension_health_means_score_3(arm, caplog):
     assert 'no Application Health extension' in caplog.text
     with pytest.raises(PreflightError, match='--health extension'):
         Cycle(compute_for(arm), 'rg', 'web', settings=settings(health='extension')).run()
+
+
+@pytest.mark.parametrize('action', ['restart', 'redeploy'])
+def test_other_actions_use_their_own_per_instance_endpoint(arm, action):
+    web(arm, count=2)
+    report = Cycle(compute_for(arm), 'rg', 'web', settings=settings(action=action)).run()
+    assert report['totals']['cycled'] == 2 and actions(arm) == [['0', action], ['1', action]]
+
+
+def test_an_instance_that_drops_for_another_reason_holds_the_next_start(arm):
+    scale_set = web(arm, count=3)
+    life = scale_set.instances['2'].life
+    healed = {}
+
+    def heal_later():
+        time.sleep(1.5)                                     # longer than web_0's whole reimage (0.8 s)
+        healed['at'] = time.time()
+        life.health_state = 'healthy'
+
+    def on_progress(text):
+        if text == 'web_0: reimage sent':
+            life.health_state = 'unhealthy'                 # something else breaks web_2 meanwhile
+            threading.Thread(target=heal_later, daemon=True).start()
+    report = Cycle(compute_for(arm), 'rg', 'web', settings=settings(), on_progress=on_progress).run()
+    assert report['totals']['cycled'] == 3
+    web_1, = [r for r in arm.requests('POST') if r['path'].endswith('/1/reimage')]
+    assert web_1['time'] >= healed['at']                     # not started while web_2 was below 7
