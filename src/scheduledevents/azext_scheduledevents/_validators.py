@@ -6,17 +6,21 @@
 
 import re
 
-from azure.cli.core.azclierror import InvalidArgumentValueError
+from azure.cli.core.azclierror import (InvalidArgumentValueError, MutuallyExclusiveArgumentError,
+                                       RequiredArgumentMissingError)
 
+from azext_scheduledevents._errors import RECOMMEND_LIST, az_errors
 from azext_scheduledevents.core.errors import InvalidEventIdError
 from azext_scheduledevents.core.events import validate_event_id
+from azext_scheduledevents.core.log import get_logger
+
+logger = get_logger(__name__)
 
 _API_VERSION = re.compile(r'^\d{4}-\d{2}-\d{2}$')
 
 
 def validate_fleet(namespace):
     """-g with exactly one of --vmss-name and --vm-name; the fleet options only with them."""
-    from azure.cli.core.azclierror import MutuallyExclusiveArgumentError, RequiredArgumentMissingError
     group = getattr(namespace, 'resource_group_name', None)
     vmss, vm = getattr(namespace, 'vmss_name', None), getattr(namespace, 'vm_name', None)
     fleet_only = [option for name, option in (('instance_ids', '--instance-ids'), ('instance_id', '--instance-id'),
@@ -63,33 +67,20 @@ def validate_approve(namespace):
 
 
 def validate_watch(namespace):
-    from urllib.parse import urlsplit
-    from knack.log import get_logger
-    from azext_scheduledevents.core.events import EventType
+    """The options make a ``WatchOptions`` and every handler can run; a unit may be printed without the
+    secrets its service will read from its own environment."""
+    from azext_scheduledevents.core.watchoptions import WatchOptions
     validate_imds_options(namespace)
-    for name, option, minimum in (('interval', '--interval', 0), ('handler_timeout', '--handler-timeout', 0)):
-        if getattr(namespace, name) <= minimum:
-            raise InvalidArgumentValueError(f'{option} must be a number of seconds greater than 0.')
-    for name, option in (('deadline_margin', '--deadline-margin'), ('ignore_freeze_under', '--ignore-freeze-under')):
-        value = getattr(namespace, name)
-        if value is not None and value < 0:
-            raise InvalidArgumentValueError(f'{option} cannot be negative.')
-    for url, option in [(u, '--webhook') for u in namespace.webhook or ()] + \
-            [(namespace.event_grid_topic, '--event-grid-topic')] * bool(namespace.event_grid_topic):
-        parts = urlsplit(url)
-        if parts.scheme not in ('http', 'https') or not parts.hostname:
-            raise InvalidArgumentValueError(f'{option} must be an http(s) URL.')
-    known = set(EventType._value2member_map_)
-    for option, types in (('--event-types', namespace.event_types), ('--approve-types', namespace.approve_types)):
-        unknown = sorted(set(types or ()) - known)
-        if unknown:
-            # Azure may add types; a name this version does not know is allowed, but is likely a typo.
-            get_logger(__name__).warning('%s: %s is not a type this version knows (%s).', option,
-                                         ', '.join(unknown), ', '.join(sorted(known)))
+    with az_errors():
+        options = WatchOptions.from_arguments(vars(namespace))
+        options.commands()
+        if not namespace.print_systemd_unit:
+            options.sink_options()
+    for warning in options.warnings():
+        logger.warning('%s', warning)
 
 
 def validate_cycle(namespace):
-    from azure.cli.core.azclierror import RequiredArgumentMissingError
     if namespace.max_unavailable < 1:
         raise InvalidArgumentValueError('--max-unavailable must be at least 1.')
     if namespace.timeout_minutes <= 0 or namespace.pause_seconds < 0:
@@ -99,22 +90,19 @@ def validate_cycle(namespace):
 
 
 def validate_emulator(namespace):
-    from azext_scheduledevents.emulator.scenarios import ScenarioError, parse_terminate_notice
+    from azext_scheduledevents.emulator.scenarios import parse_terminate_notice
     if not 0 <= namespace.port <= 65535:
         raise InvalidArgumentValueError('--port must be from 0 to 65535.')
     if namespace.speed <= 0:
         raise InvalidArgumentValueError('--speed must be greater than 0.')
     if namespace.rate_limit < 0:
         raise InvalidArgumentValueError('--rate-limit must be 0 (no limit) or more.')
-    try:
+    with az_errors():
         namespace.terminate_notice = parse_terminate_notice(namespace.terminate_notice)
-    except ScenarioError as ex:
-        raise InvalidArgumentValueError(f'--terminate-notice: {ex}.') from None
 
 
 def _event_id(value):
     try:
         return validate_event_id(value.strip())
     except InvalidEventIdError as ex:
-        raise InvalidArgumentValueError(str(ex), 'Run "az scheduled-events list" to see the ids of current '
-                                        'events.') from None
+        raise InvalidArgumentValueError(str(ex), RECOMMEND_LIST) from None

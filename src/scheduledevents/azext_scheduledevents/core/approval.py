@@ -10,17 +10,15 @@ status proves nothing; the document does.
 
 from dataclasses import dataclass
 
-from knack.log import get_logger
-
-from .errors import EventNotFoundError
-from .events import EventStatus, validate_event_id
+from .errors import EventNotFoundError, InvalidSettingError
+from .events import validate_event_id
+from .log import get_logger
+from .vocabulary import ApproveMode, Approver, EventSource, EventStatus
 
 logger = get_logger(__name__)
 
+# The status an approval result shows for an id that is not (or no longer) in the document.
 NOT_IN_DOCUMENT = 'NotInDocument'
-APPROVE_NEVER, APPROVE_AFTER_HANDLERS, APPROVE_IMMEDIATELY = 'never', 'after-handlers', 'immediately'
-APPROVE_MODES = (APPROVE_NEVER, APPROVE_AFTER_HANDLERS, APPROVE_IMMEDIATELY)
-APPROVER_SELF, APPROVER_LEADER = 'self', 'leader'
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,27 +29,31 @@ class ApprovalPolicy:
     named first in Resources approves, so one VM decides for the group (the others still run their
     handlers); the cost is that the group waits for the leader, and for NotBefore if the leader is down.
 
-        ApprovalPolicy(mode='after-handlers', event_types=frozenset({'Freeze', 'Reboot'}))
+        ApprovalPolicy(mode=ApproveMode.AFTER_HANDLERS, event_types=frozenset({'Freeze', 'Reboot'}))
     """
 
-    mode: str = APPROVE_NEVER
+    mode: ApproveMode = ApproveMode.NEVER
     event_types: frozenset | None = None
     user_initiated: bool = False
-    approver: str = APPROVER_SELF
+    approver: Approver = Approver.SELF
 
     def __post_init__(self):
-        if self.mode not in APPROVE_MODES or self.approver not in (APPROVER_SELF, APPROVER_LEADER):
-            raise ValueError(f'mode is one of {", ".join(APPROVE_MODES)} and approver is self or leader')
+        try:
+            object.__setattr__(self, 'mode', ApproveMode(self.mode))
+            object.__setattr__(self, 'approver', Approver(self.approver))
+        except ValueError:
+            raise InvalidSettingError(f'mode is one of {", ".join(ApproveMode.values())} and approver one of '
+                                      f'{", ".join(Approver.values())}') from None
 
     def withholds(self, event, vm_name):
         """Why this VM must not approve ``event``, or ``None`` when it may."""
-        if self.mode == APPROVE_NEVER:
+        if self.mode == ApproveMode.NEVER:
             return 'approval is off (--approve never)'
         if self.event_types is not None and event.event_type not in self.event_types:
             return f'{event.event_type} is not among the --approve-types'
-        if event.event_source == 'User' and not self.user_initiated:
+        if event.event_source == EventSource.USER and not self.user_initiated:
             return 'the event is user-initiated (--approve-user-initiated approves those)'
-        if self.approver == APPROVER_LEADER and (not event.resources or event.resources[0] != vm_name):
+        if self.approver == Approver.LEADER and (not event.resources or event.resources[0] != vm_name):
             leader = event.resources[0] if event.resources else 'nobody'
             return f'the leader, {leader}, approves it (--approver leader)'
         return None
@@ -96,16 +98,21 @@ def approve_events(client, event_ids, *, force=False):
     if to_send:
         client.approve(to_send)
     after = client.get_document() if to_send else before
+    return outcomes(ids, before, after, sent=to_send)
+
+
+def outcomes(event_ids, before, after, *, sent):
+    """Each id's ``ApprovalResult`` from the documents read before and after approving the ids ``sent``."""
     results = []
-    for event_id in ids:
+    for event_id in event_ids:
         old, new = before.get(event_id), after.get(event_id)
         known = new or old
+        spelled = known.event_id if known else event_id
         results.append(ApprovalResult(
-            event_id=known.event_id if known else event_id,
-            event_type=known.event_type if known else None,
+            event_id=spelled, event_type=known.event_type if known else None,
             status_before=old.event_status if old else NOT_IN_DOCUMENT,
             status_after=new.event_status if new else NOT_IN_DOCUMENT,
-            sent=(known.event_id if known else event_id) in to_send))
+            sent=spelled in sent))
     for result in results:
         if result.sent and result.status_after == EventStatus.SCHEDULED:
             logger.warning('Event %s is still Scheduled after approval: Azure may be waiting for other VMs on '

@@ -7,6 +7,9 @@
 import random
 from dataclasses import dataclass
 
+from .errors import InvalidSettingError
+from .vocabulary import CycleAction, HealthMode
+
 # IMDS's first call on a VM enables Scheduled Events and can take up to two minutes to answer.
 IMDS_DEADLINE_IN_SECONDS = 120.0
 # IMDS is link-local: a connection that is not made within this time will not be made at all.
@@ -31,9 +34,9 @@ class RetryPolicy:
 
     def __post_init__(self):
         if self.first_delay_in_seconds <= 0 or self.max_delay_in_seconds < self.first_delay_in_seconds:
-            raise ValueError('need 0 < first_delay_in_seconds <= max_delay_in_seconds')
+            raise InvalidSettingError('need 0 < first_delay_in_seconds <= max_delay_in_seconds')
         if self.deadline_in_seconds <= 0 or self.connect_timeout_in_seconds <= 0:
-            raise ValueError('deadline_in_seconds and connect_timeout_in_seconds must be positive')
+            raise InvalidSettingError('deadline_in_seconds and connect_timeout_in_seconds must be positive')
 
     def delay(self, attempt, rng=random.random):
         """Seconds to wait before retry number ``attempt`` (0-based)."""
@@ -58,10 +61,26 @@ MIN_HANDLER_TIMEOUT_IN_SECONDS = 1.0
 COMPLETION_CONFIRM_POLLS = 3
 # After this long without a good answer from IMDS the watcher warns (once) instead of logging quietly.
 IMDS_OUTAGE_WARNING_IN_SECONDS = 10.0
+# After SIGTERM, a handler past its deadline gets this long to exit before SIGKILL.
+HANDLER_KILL_GRACE_IN_SECONDS = 5.0
+# Keep the end of a handler's output in the log, not all of it.
+HANDLER_OUTPUT_TAIL_IN_BYTES = 4096
+WEBHOOK_TIMEOUT_IN_SECONDS = 5.0
+WEBHOOK_RETRIES = 3
+# The environment variable that holds the Event Grid topic key: a secret never goes on a command line.
+EVENT_GRID_KEY_ENV = 'SCHEDULED_EVENTS_EVENT_GRID_KEY'
+SYSLOG_SOCKET = '/dev/log'
+# How long a finished event is remembered, so that a document that flickers cannot make it new again.
+COMPLETED_RETENTION_IN_SECONDS = 7 * 24 * 3600
+# Where a service keeps its state; under az without --state-dir it is this name under az's config directory.
+SERVICE_STATE_DIR = '/var/lib/scheduled-events'
+STATE_DIR_NAME = 'scheduled-events'
+# A service is stopped this long after SIGTERM beyond the longest handler.
+SERVICE_STOP_MARGIN_IN_SECONDS = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
-class WatchSettings:
+class WatchSettings:  # pylint: disable=too-many-instance-attributes
     """How ``watch`` polls and which events it acts on.
 
         WatchSettings()                                           # every second, this VM's events, all types
@@ -88,9 +107,9 @@ class WatchSettings:
 
     def __post_init__(self):
         if self.interval_in_seconds <= 0 or self.handler_timeout_in_seconds <= 0:
-            raise ValueError('interval and handler timeout must be greater than 0')
+            raise InvalidSettingError('interval and handler timeout must be greater than 0')
         if self.deadline_margin_in_seconds < 0:
-            raise ValueError('the deadline margin cannot be negative')
+            raise InvalidSettingError('the deadline margin cannot be negative')
 
 
 # Run Command allows one script at a time per VM and is throttled per subscription: a handful in flight.
@@ -127,39 +146,56 @@ class FanoutSettings:
 
     def __post_init__(self):
         if self.max_parallel < 1 or self.instance_timeout_in_seconds <= 0 or self.poll_interval_in_seconds <= 0:
-            raise ValueError('max_parallel must be at least 1, and the timeout and poll interval above 0')
+            raise InvalidSettingError('max_parallel must be at least 1, and the timeout and poll interval above 0')
 
 
-CYCLE_ACTIONS = ('reimage', 'restart', 'redeploy')
-CYCLE_HEALTH_MODES = ('auto', 'extension', 'none')
+CYCLE_TIMEOUT_IN_SECONDS = 30 * 60.0
+CYCLE_MAX_UNAVAILABLE = 1
 # Instance views are read at most this often, and less often (up to the maximum) while nothing changes.
 CYCLE_POLL_MIN_IN_SECONDS = 2.0
 CYCLE_POLL_MAX_IN_SECONDS = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
-class CycleSettings:
+class CycleSettings:  # pylint: disable=too-many-instance-attributes
     """How ``cycle`` moves through a scale set.
 
         CycleSettings()                                         # reimage one at a time, 30 min each
-        CycleSettings(action='restart', max_unavailable=2, timeout_in_seconds=600)
+        CycleSettings(action=CycleAction.RESTART, max_unavailable=2, timeout_in_seconds=600)
     """
 
-    action: str = 'reimage'
-    max_unavailable: int = 1
-    timeout_in_seconds: float = 30 * 60.0
+    action: CycleAction = CycleAction.REIMAGE
+    max_unavailable: int = CYCLE_MAX_UNAVAILABLE
+    timeout_in_seconds: float = CYCLE_TIMEOUT_IN_SECONDS
     pause_in_seconds: float = 0.0
     ignore_initial_health: bool = False
     ignore_availability: bool = False
-    health: str = 'auto'
+    health: HealthMode = HealthMode.AUTO
     poll_min_in_seconds: float = CYCLE_POLL_MIN_IN_SECONDS
     poll_max_in_seconds: float = CYCLE_POLL_MAX_IN_SECONDS
 
     def __post_init__(self):
-        if self.action not in CYCLE_ACTIONS or self.health not in CYCLE_HEALTH_MODES:
-            raise ValueError(f'action is one of {", ".join(CYCLE_ACTIONS)}; '
-                             f'health one of {", ".join(CYCLE_HEALTH_MODES)}')
+        # Kept as members: a string that is none of them fails here, not in the middle of a cycle.
+        object.__setattr__(self, 'action', _member(CycleAction, self.action, 'action'))
+        object.__setattr__(self, 'health', _member(HealthMode, self.health, 'health'))
         if self.max_unavailable < 1 or self.timeout_in_seconds <= 0 or self.pause_in_seconds < 0:
-            raise ValueError('max_unavailable must be at least 1, the timeout above 0, the pause 0 or more')
+            raise InvalidSettingError('max_unavailable must be at least 1, the timeout above 0, the pause 0 or more')
         if not 0 < self.poll_min_in_seconds <= self.poll_max_in_seconds:
-            raise ValueError('need 0 < poll_min_in_seconds <= poll_max_in_seconds')
+            raise InvalidSettingError('need 0 < poll_min_in_seconds <= poll_max_in_seconds')
+
+
+# The IMDS emulator's defaults, as `az scheduled-events emulator` offers them.
+EMULATOR_HOST = '127.0.0.1'
+EMULATOR_PORT = 8169
+EMULATOR_SCENARIO = 'empty'
+EMULATOR_VM_NAME = 'web_0'
+EMULATOR_TERMINATE_NOTICE = 'PT5M'
+# IMDS answers 429 beyond 5 requests a second per VM.
+EMULATOR_RATE_LIMIT_PER_SECOND = 5
+
+
+def _member(word_class, value, name):
+    try:
+        return word_class(value)
+    except ValueError:
+        raise InvalidSettingError(f'{name} is one of {", ".join(word_class.values())}, not {value!r}') from None

@@ -17,30 +17,28 @@ again at the end: on success, failure, timeout and interruption alike.
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 
-from knack.log import get_logger
-
+from .arm import RETRIABLE_STATUSES, arm_errors
+from .atomicfile import write_atomic
 from .config import CycleSettings
-from .errors import CycleError, PreflightError, TargetNotFoundError
+from .errors import ArmError, CycleError, PreflightError, TargetNotFoundError
 from .health import HEALTHY, PROVISIONED, RUNNING, InstanceHealth
+from .log import get_logger
+from .times import iso_utc
+from .vocabulary import CycleResult, HealthMode
 
 logger = get_logger(__name__)
 
-PENDING, RUNNING_ACTION, DONE, SKIPPED, TIMED_OUT, FAILED, RESUMED = (
-    'pending', 'in-progress', 'healthy', 'skipped', 'timeout', 'failed', 'done-before-resume')
-
 
 @dataclass
-class InstanceReport:
+class InstanceReport:  # pylint: disable=too-many-instance-attributes
     """One instance's part in the cycle, as the report shows it."""
 
     instance_id: str
     name: str
-    result: str = PENDING
+    result: CycleResult = CycleResult.PENDING
     action: str | None = None
     started: str | None = None
     ended: str | None = None
@@ -50,7 +48,7 @@ class InstanceReport:
     reason: str | None = None
 
 
-class Cycle:
+class Cycle:  # pylint: disable=too-many-instance-attributes
     """A rolling cycle of one scale set. ``compute`` is an azure-mgmt-compute client; ``on_progress(text)``
     hears what happens; ``state_path`` records finished instances so ``resume`` can skip them."""
 
@@ -70,21 +68,18 @@ class Cycle:
 
     def _required(self):
         """The score that counts as healthy: 7, or 3 where the Application Health extension is absent."""
-        from azure.core.exceptions import ResourceNotFoundError
-        try:
+        with arm_errors(resource_group=self.resource_group, vmss_name=self.vmss_name):
             model = self._compute.virtual_machine_scale_sets.get(self.resource_group, self.vmss_name)
-        except ResourceNotFoundError as ex:
-            raise TargetNotFoundError(str(ex).splitlines()[0]) from None
         profile = getattr(model, 'virtual_machine_profile', None)
         extensions = getattr(getattr(profile, 'extension_profile', None), 'extensions', None) or []
         has_extension = any('ApplicationHealth' in (getattr(e, 'type_properties_type', None) or '')
                             for e in extensions)
         mode = self.settings.health
-        if mode == 'extension' and not has_extension:
+        if mode == HealthMode.EXTENSION and not has_extension:
             raise PreflightError(f'scale set {self.vmss_name} has no Application Health extension '
                                  '(--health extension requires it)')
-        if mode == 'none' or not has_extension:
-            if mode == 'auto':
+        if mode == HealthMode.NONE or not has_extension:
+            if mode == HealthMode.AUTO:
                 logger.warning('Scale set %s has no Application Health extension: healthy means provisioned and '
                                'running (score 3), not HealthState healthy.', self.vmss_name)
             return PROVISIONED | RUNNING, model.sku.capacity
@@ -94,20 +89,18 @@ class Cycle:
         """Every instance's health, from one list read. Throttling (429) and service errors (5xx) outlast the
         SDK's own few retries in a storm, so they are waited out here: Retry-After when given, within the
         per-instance timeout."""
-        from azure.core.exceptions import HttpResponseError
         give_up_at = self._clock() + self.settings.timeout_in_seconds
         while True:
             try:
-                vms = self._compute.virtual_machine_scale_set_vms.list(self.resource_group, self.vmss_name,
-                                                                       expand='instanceView')
-                return {vm.instance_id: InstanceHealth.from_vm(vm) for vm in vms}
-            except HttpResponseError as ex:
-                status = getattr(ex, 'status_code', None)
-                if status not in (429, 500, 502, 503, 504) or self._clock() >= give_up_at:
+                with arm_errors(resource_group=self.resource_group, vmss_name=self.vmss_name):
+                    vms = self._compute.virtual_machine_scale_set_vms.list(self.resource_group, self.vmss_name,
+                                                                           expand='instanceView')
+                    return {vm.instance_id: InstanceHealth.from_vm(vm) for vm in vms}
+            except ArmError as ex:
+                if ex.status not in RETRIABLE_STATUSES or self._clock() >= give_up_at:
                     raise
-                headers = getattr(getattr(ex, 'response', None), 'headers', None) or {}
-                delay = _seconds(headers.get('Retry-After')) or self.settings.poll_max_in_seconds
-                logger.info('Compute answered %s; reading again in %.1f s', status, delay)
+                delay = ex.retry_after or self.settings.poll_max_in_seconds
+                logger.info('Compute answered %s; reading again in %.1f s', ex.status, delay)
                 self._sleep(delay)
 
     def _targets(self, healths, instance_ids):
@@ -115,7 +108,8 @@ class Cycle:
             return sorted(healths, key=_numeric)
         missing = sorted(set(map(str, instance_ids)) - set(healths), key=_numeric)
         if missing:
-            raise TargetNotFoundError(f'scale set {self.vmss_name} has no instance {", ".join(missing)}')
+            raise TargetNotFoundError(f'scale set {self.vmss_name} has no instance {", ".join(missing)}',
+                                      resource_group=self.resource_group, vmss_name=self.vmss_name)
         return [str(i) for i in instance_ids]
 
     # Planning ---------------------------------------------------------------------------------------------
@@ -157,7 +151,7 @@ class Cycle:
         finished = self._finished() if self.resume else set()
         reports = {i: InstanceReport(i, healths[i].name) for i in targets}
         for instance_id in finished & set(targets):
-            reports[instance_id].result = RESUMED
+            reports[instance_id].result = CycleResult.DONE_BEFORE_RESUME
         todo = [i for i in targets if i not in finished]
         if not self.settings.ignore_initial_health:
             unhealthy = [i for i in todo if not healths[i].is_healthy(required)]
@@ -184,7 +178,7 @@ class Cycle:
                     self._scale_back(instance_id)
         return self._report(reports, added)
 
-    def _roll(self, todo, reports, required, healths=None):
+    def _roll(self, todo, reports, required, healths=None):  # pylint: disable=too-many-statements
         """Send, watch, move on. ``healths``: the reading just taken, if still current (saves one read)."""
         queue = list(todo)
         in_flight = {}          # instance id -> (started clock, seen below the required score)
@@ -197,25 +191,26 @@ class Cycle:
                 health = healths.get(instance_id)
                 report = reports[instance_id]
                 if health is None:
-                    raise self._stopped(reports, instance_id, FAILED, 'the instance disappeared during its action')
+                    raise self._stopped(reports, instance_id, CycleResult.FAILED,
+                                        'the instance disappeared during its action')
                 report.score, report.parts = health.score, health.parts()
                 if not health.is_healthy(required) and not seen_drop:
                     in_flight[instance_id] = (started, True)
                     seen_drop = changed = True
                 if (health.provisioning_state or '').lower() == 'failed':
                     reason = f'the {self.settings.action} failed (ProvisioningState {health.provisioning_state})'
-                    raise self._stopped(reports, instance_id, FAILED, reason)
+                    raise self._stopped(reports, instance_id, CycleResult.FAILED, reason)
                 # Healthy again after having been seen below the score: the action really happened. A
                 # reimage, restart or redeploy takes far longer than one poll, so the dip is always seen.
                 if health.is_healthy(required) and seen_drop:
-                    report.result, report.ended = DONE, _iso(self._wall())
+                    report.result, report.ended = CycleResult.HEALTHY, iso_utc(self._wall())
                     report.seconds_to_healthy = round(self._clock() - started, 1)
                     del in_flight[instance_id]
                     self._record_finished(instance_id)
                     self._progress(f'{report.name}: healthy after {report.seconds_to_healthy:g} s')
                     changed = True
                 elif self._clock() - started > self.settings.timeout_in_seconds:
-                    raise self._stopped(reports, instance_id, TIMED_OUT,
+                    raise self._stopped(reports, instance_id, CycleResult.TIMEOUT,
                                         f'not healthy {self.settings.timeout_in_seconds:g} s after the '
                                         f'{self.settings.action} was sent ({_below(health, required)})')
             unavailable = sum(1 for h in healths.values() if not h.is_healthy(required))
@@ -228,7 +223,7 @@ class Cycle:
                 report = reports[instance_id]
                 if health is None:
                     queue.remove(instance_id)
-                    report.result, report.reason = SKIPPED, 'the instance no longer exists'
+                    report.result, report.reason = CycleResult.SKIPPED, 'the instance no longer exists'
                     self._progress(f'{report.name}: skipped, it no longer exists')
                     continue
                 # An instance already below the score adds nothing to what is unavailable by being cycled.
@@ -240,8 +235,8 @@ class Cycle:
                 self._send(instance_id)
                 last_started = self._clock()
                 in_flight[instance_id] = (last_started, not adds)
-                report.result, report.action = RUNNING_ACTION, self.settings.action
-                report.started = _iso(self._wall())
+                report.result, report.action = CycleResult.IN_PROGRESS, self.settings.action
+                report.started = iso_utc(self._wall())
                 unavailable += adds
                 changed = True
                 self._progress(f'{report.name}: {self.settings.action} sent')
@@ -251,8 +246,9 @@ class Cycle:
                 blocked_since = self._clock()
             elif self._clock() - blocked_since > self.settings.timeout_in_seconds:
                 below = ', '.join(h.name for h in healths.values() if not h.is_healthy(required))
-                raise self._stopped(reports, queue[0], SKIPPED, f'waited {self.settings.timeout_in_seconds:g} s '
-                                    f'for {below} to be healthy again before starting')
+                raise self._stopped(reports, queue[0], CycleResult.SKIPPED,
+                                    f'waited {self.settings.timeout_in_seconds:g} s for {below} to be healthy '
+                                    'again before starting')
             if not queue and not in_flight:
                 break
             delay = self.settings.poll_min_in_seconds if changed else \
@@ -274,15 +270,17 @@ class Cycle:
         the instance views the cycle reads anyway show its progress, and its failure (ProvisioningState
         failed), at no extra ARM read."""
         operations = self._compute.virtual_machine_scale_set_vms
-        getattr(operations, f'begin_{self.settings.action}')(self.resource_group, self.vmss_name, instance_id,
-                                                             polling=False)
+        with arm_errors(resource_group=self.resource_group, vmss_name=self.vmss_name):
+            getattr(operations, f'begin_{self.settings.action}')(self.resource_group, self.vmss_name, instance_id,
+                                                                 polling=False)
 
     def _scale_out(self, capacity, before):
         """Grow by one; returns the ids of the instances that appeared (one)."""
         self._progress(f'fewer than two healthy instances: scaling {self.vmss_name} out to {capacity + 1}')
-        self._compute.virtual_machine_scale_sets.begin_update(
-            self.resource_group, self.vmss_name, {'sku': {'capacity': capacity + 1}},
-            polling_interval=self.settings.poll_min_in_seconds).result()
+        with arm_errors(resource_group=self.resource_group, vmss_name=self.vmss_name):
+            self._compute.virtual_machine_scale_sets.begin_update(
+                self.resource_group, self.vmss_name, {'sku': {'capacity': capacity + 1}},
+                polling_interval=self.settings.poll_min_in_seconds).result()
         new = sorted(set(self._healths()) - before, key=_numeric)
         if not new:
             raise CycleError(f'scaling {self.vmss_name} out to {capacity + 1} added no instance')
@@ -330,19 +328,12 @@ class Cycle:
         if not self.state_path:
             return
         finished = sorted(self._finished() | {instance_id}, key=_numeric)
-        data = json.dumps({'scaleSet': [self.resource_group, self.vmss_name], 'action': self.settings.action,
-                           'finished': finished}).encode()
-        folder = os.path.dirname(os.path.abspath(self.state_path))
-        fd, temp = tempfile.mkstemp(prefix='.cycle-', suffix='.tmp', dir=folder)
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.state_path)
+        write_atomic(self.state_path, json.dumps({'scaleSet': [self.resource_group, self.vmss_name],
+                                                  'action': self.settings.action, 'finished': finished}).encode())
 
     def _stopped(self, reports, instance_id, result, reason):
         report = reports[instance_id]
-        report.result, report.reason, report.ended = result, reason, _iso(self._wall())
+        report.result, report.reason, report.ended = result, reason, iso_utc(self._wall())
         self._stop_report(reports, 'the cycle stopped before reaching it')
         message = (f'{report.name}: {reason}. The cycle stopped; instances after it were not touched. '
                    f'Look at it with: az vmss get-instance-view -g {self.resource_group} -n {self.vmss_name} '
@@ -352,28 +343,23 @@ class Cycle:
     @staticmethod
     def _stop_report(reports, reason):
         for report in reports.values():
-            if report.result == PENDING:
-                report.result, report.reason = SKIPPED, reason
+            if report.result == CycleResult.PENDING:
+                report.result, report.reason = CycleResult.SKIPPED, reason
 
     def _report(self, reports, added):
-        rows = [{k: v for k, v in asdict(r).items()} for r in reports.values()]
-        done = [r for r in reports.values() if r.result == DONE]
+        rows = [asdict(r) for r in reports.values()]
+        done = [r for r in reports.values() if r.result == CycleResult.HEALTHY]
         return {
             'scaleSet': self.vmss_name, 'resourceGroup': self.resource_group, 'action': self.settings.action,
             'requiredScore': self._required_score, 'instances': rows,
             'totals': {'targeted': len(rows), 'cycled': len(done),
-                       'skipped': sum(1 for r in reports.values() if r.result in (SKIPPED, RESUMED)),
-                       'failed': sum(1 for r in reports.values() if r.result in (FAILED, TIMED_OUT)),
+                       'skipped': sum(1 for r in reports.values()
+                                      if r.result in (CycleResult.SKIPPED, CycleResult.DONE_BEFORE_RESUME)),
+                       'failed': sum(1 for r in reports.values()
+                                     if r.result in (CycleResult.FAILED, CycleResult.TIMEOUT)),
                        'secondsToHealthyMax': max((r.seconds_to_healthy for r in done), default=None)},
             'scaledOutInstances': added or [],
         }
-
-
-def _seconds(value):
-    try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        return None
 
 
 def _below(health, required):
@@ -383,7 +369,3 @@ def _below(health, required):
 
 def _numeric(instance_id):
     return (0, int(instance_id)) if str(instance_id).isdigit() else (1, str(instance_id))
-
-
-def _iso(epoch):
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec='seconds').replace('+00:00', 'Z')

@@ -16,22 +16,20 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from knack.log import get_logger
-
 from .handlers import EventGridSink, SyslogSink, WebhookSink, redact_url
 from .imds import ImdsClient
+from .log import get_logger
 from .state import StateStore
-from .watch import APPROVED, NOT_APPROVED, Watcher, wait_for_vm_name
+from .vocabulary import Decision, LineStyle
+from .watch import Watcher, wait_for_vm_name
 
 logger = get_logger(__name__)
-
-JSON_LINES, TEXT_LINES = 'json', 'text'
 
 
 def format_text(line):
     """One transition line for a person at a terminal."""
     head = f"{line['time']}  {line['transition']:<12} {line['EventType']:<9} {line['EventId']}"
-    if line['transition'] in (APPROVED, NOT_APPROVED):
+    if line['transition'] in Decision.values():
         return f"{head}  {line['detail']}"
     left = line.get('SecondsUntilNotBefore')
     when = f"NotBefore {line['NotBefore']} (in {left} s)" if left is not None else line.get('EventStatus', '')
@@ -63,7 +61,7 @@ class LinePrinter:
         while (line := self._queue.get()) is not None:
             out = self._stream or sys.stdout
             try:
-                out.write((json.dumps(line) if self._style == JSON_LINES else format_text(line)) + '\n')
+                out.write((json.dumps(line) if self._style == LineStyle.JSON else format_text(line)) + '\n')
                 out.flush()
             except (OSError, ValueError) as ex:
                 # stdout went away (a closed pipe): the lines are lost, the watcher goes on.

@@ -2,19 +2,27 @@
 # Copyright (c) Microsoft Corporation. All rights reserved.
 # Licensed under the MIT License. See License.txt in the project root for license information.
 # --------------------------------------------------------------------------------------------
-"""The core's exceptions. ``custom.py`` turns each into one ``azclierror`` class with a recommendation.
+"""The core's exceptions. The az layer turns each into one ``azclierror`` class with a recommendation
+(``_errors.py``); the agent prints the message in one line.
 
 * ScheduledEventsError
   + ImdsError                  - talking to the Instance Metadata Service failed
     - ImdsUnreachableError     - nothing answers at the endpoint (not an Azure VM, wrong endpoint)
     - ImdsTimeoutError         - the overall deadline passed while waiting or retrying
-    - ImdsRejectedError        - IMDS refused the request (400: header, api-version, body)
     - ImdsResponseError        - any other unexpected HTTP status
+      - ImdsRejectedError      - IMDS refused the request (400: header, api-version, body)
     - ImdsProtocolError        - the answer is not a Scheduled Events document (garbage, wrong shape)
-  + FleetError                 - a scale set or VM cannot be used for a fan-out
+  + ArmError                   - Azure Resource Manager answered with an error (``status``, ``code``)
+    - ArmAuthorizationError    - 401 or 403: the login may not do this
     - TargetNotFoundError      - the scale set, VM or instance ids do not exist
+  + RunCommandOutputError      - an instance's Run Command output is not this tool's answer (cut, too large)
   + CycleError                 - a rolling cycle stopped (``report`` says where each instance is)
     - PreflightError           - it did not start: an instance is not healthy, or too few are
+  + WatchError                 - the watcher cannot start
+    - StateLockedError         - another watcher holds the state directory
+    - HandlerConfigError       - a handler can never run (empty command, program not found)
+  + InvalidSettingError        - a setting is out of range (also a ValueError)
+  + ScenarioError              - an emulator scenario or fault rule is malformed (also a ValueError)
   + InvalidEndpointError       - the configured endpoint is not an http://host[:port] URL
   + InvalidEventIdError        - an event id is not a GUID
   + EventNotFoundError         - an event id is not in the current document
@@ -58,12 +66,34 @@ class ImdsProtocolError(ImdsError):
     """The body is not JSON, or not shaped like the document the contract describes."""
 
 
-class FleetError(ScheduledEventsError):
-    """A fan-out over Run Command cannot start."""
+class ArmError(ScheduledEventsError):
+    """An Azure Resource Manager request failed: ``status`` (None without an answer), ARM's error ``code``,
+    and the seconds ``retry_after`` asked for, if any."""
+
+    def __init__(self, message, *, status=None, code=None, retry_after=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
 
 
-class TargetNotFoundError(FleetError):
-    """The scale set, the VM or some of the instance ids do not exist."""
+class ArmAuthorizationError(ArmError):
+    """401 or 403: the login has no role that allows the operation (or its token was refused)."""
+
+
+class TargetNotFoundError(ArmError):
+    """The scale set, the VM or some of the instance ids do not exist in ``resource_group``."""
+
+    def __init__(self, message, *, resource_group=None, vmss_name=None, vm_name=None, **kwargs):
+        kwargs.setdefault('status', 404)
+        super().__init__(message, **kwargs)
+        self.resource_group = resource_group
+        self.vmss_name = vmss_name
+        self.vm_name = vm_name
+
+
+class RunCommandOutputError(ScheduledEventsError):
+    """Run Command's output cannot be read as this tool's answer (cut, too large, or not ours)."""
 
 
 class CycleError(ScheduledEventsError):
@@ -76,6 +106,31 @@ class CycleError(ScheduledEventsError):
 
 class PreflightError(CycleError):
     """The cycle did not start, and nothing was changed."""
+
+
+class WatchError(ScheduledEventsError):
+    """The watcher cannot start as configured."""
+
+
+class StateLockedError(WatchError):
+    """Another watcher (process ``pid``) holds the lock of the state ``directory``."""
+
+    def __init__(self, message, *, directory=None, pid=None):
+        super().__init__(message)
+        self.directory = directory
+        self.pid = pid
+
+
+class HandlerConfigError(WatchError):
+    """A handler that can never run (empty command, program not found): reported at start-up."""
+
+
+class InvalidSettingError(ScheduledEventsError, ValueError):
+    """A setting is out of its range; the message names the setting."""
+
+
+class ScenarioError(ScheduledEventsError, ValueError):
+    """An emulator scenario, event plan or fault rule is malformed."""
 
 
 class InvalidEndpointError(ScheduledEventsError):

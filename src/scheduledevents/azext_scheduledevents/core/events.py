@@ -14,30 +14,17 @@ What IMDS serves at api-version 2020-07-01 (older versions omit the later fields
                  "EventSource": "User", "DurationInSeconds": 7}]}
 
 Event types and statuses stay plain strings on the event, so a type Azure adds tomorrow is shown, not
-rejected; the enums name the ones this version knows.
+rejected; ``vocabulary.EventType`` and ``EventStatus`` name the ones this version knows.
 """
 
-import email.utils
 import re
 import types
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import datetime
 
 from .errors import ImdsProtocolError, InvalidEventIdError
-
-
-class EventType(str, Enum):
-    FREEZE = 'Freeze'
-    REBOOT = 'Reboot'
-    REDEPLOY = 'Redeploy'
-    PREEMPT = 'Preempt'
-    TERMINATE = 'Terminate'
-
-
-class EventStatus(str, Enum):
-    SCHEDULED = 'Scheduled'
-    STARTED = 'Started'
+from .times import format_http_date, parse_http_date
+from .vocabulary import EventType
 
 
 # The api-version that first carries each optional field; older documents simply do not have it.
@@ -74,25 +61,17 @@ def validate_event_id(event_id):
 
 
 def parse_rfc1123(text):
-    """``'Mon, 19 Sep 2016 18:29:47 GMT'`` -> aware UTC datetime; ``''`` -> ``None``."""
+    """NotBefore: ``'Mon, 19 Sep 2016 18:29:47 GMT'`` -> aware UTC datetime; ``''`` -> ``None``."""
     if text == '':
         return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    parsed = parse_http_date(text)
+    if parsed is None:
         raise ImdsProtocolError(f'NotBefore {text!r} is not an RFC 1123 date such as "Mon, 19 Sep 2016 18:29:47 GMT"')
-    return parsed.astimezone(timezone.utc)
-
-
-def format_rfc1123(moment):
-    """Aware datetime -> ``'Mon, 19 Sep 2016 18:29:47 GMT'`` (whole seconds, as IMDS writes it)."""
-    return email.utils.format_datetime(moment.astimezone(timezone.utc).replace(microsecond=0), usegmt=True)
+    return parsed
 
 
 @dataclass(frozen=True)
-class ScheduledEvent:
+class ScheduledEvent:  # pylint: disable=too-many-instance-attributes
     """One entry of ``Events``. Fields an older api-version omits are ``None``; unknown fields are kept."""
 
     event_id: str
@@ -109,7 +88,7 @@ class ScheduledEvent:
 
     @property
     def is_known_type(self):
-        return self.event_type in EventType._value2member_map_
+        return self.event_type in EventType.values()
 
     def affects(self, vm_name):
         """True when ``vm_name`` (instance metadata ``compute.name``) is exactly one of ``Resources``."""
@@ -170,7 +149,7 @@ class ScheduledEvent:
             'ResourceType': self.resource_type,
             'Resources': list(self.resources),
             'EventStatus': self.event_status,
-            'NotBefore': format_rfc1123(self.not_before) if self.not_before else '',
+            'NotBefore': format_http_date(self.not_before) if self.not_before else '',
             'Description': self.description,
             'EventSource': self.event_source,
             'DurationInSeconds': self.duration_in_seconds,

@@ -15,15 +15,17 @@ azure-mgmt-compute ``ComputeManagementClient``, made by the caller.
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from knack.log import get_logger
-
+from .approval import outcomes
+from .arm import arm_errors
 from .config import FanoutSettings
-from .errors import EventNotFoundError, ImdsProtocolError, TargetNotFoundError
+from .errors import ArmError, EventNotFoundError, ImdsProtocolError, RunCommandOutputError, TargetNotFoundError
 from .events import EventsDocument
-from .runcommand import RunCommandOutputError, approve_script, parse_output, read_script
+from .log import get_logger
+from .runcommand import approve_script, parse_output, read_script
+from .times import retry_after_seconds
 
 logger = get_logger(__name__)
 
@@ -52,6 +54,16 @@ class InstanceResult:
     def ok(self):
         return self.error is None
 
+    @property
+    def where(self):
+        """The columns that say which instance answered, as every fleet row starts."""
+        return {'Instance': self.target.name, 'InstanceId': self.target.instance_id}
+
+    @property
+    def reading(self):
+        """``(where, vm_name, document)`` for ``views``; only for a result that is ``ok``."""
+        return self.where, self.vm_name, self.document
+
 
 class Fleet:
     """The instances of one scale set (``vmss_name``) or one VM (``vm_name``) in ``resource_group``."""
@@ -69,22 +81,20 @@ class Fleet:
 
     def targets(self, instance_ids=None):
         """The instances, with their OS and power state from one list call (instance view expanded)."""
-        from azure.core.exceptions import ResourceNotFoundError
-        try:
+        with arm_errors(resource_group=self.resource_group, vmss_name=self.vmss_name, vm_name=self.vm_name):
             if self.vm_name:
                 vms = [self._compute.virtual_machines.get(self.resource_group, self.vm_name, expand='instanceView')]
             else:
                 vms = list(self._compute.virtual_machine_scale_set_vms.list(
                     self.resource_group, self.vmss_name, expand='instanceView'))
-        except ResourceNotFoundError as ex:
-            raise TargetNotFoundError(_first_line(ex)) from None
         targets = [FleetTarget(name=vm.name, instance_id=getattr(vm, 'instance_id', None), os_type=_os_type(vm),
                                power_state=_power_state(vm)) for vm in vms]
         if instance_ids:
             wanted = [str(i) for i in instance_ids]
             missing = sorted(set(wanted) - {t.instance_id for t in targets})
             if missing:
-                raise TargetNotFoundError(f'scale set {self.vmss_name} has no instance {", ".join(missing)}')
+                raise TargetNotFoundError(f'scale set {self.vmss_name} has no instance {", ".join(missing)}',
+                                          resource_group=self.resource_group, vmss_name=self.vmss_name)
             targets = [t for t in targets if t.instance_id in wanted]
         return targets
 
@@ -98,7 +108,7 @@ class Fleet:
     def approve_where_seen(self, targets, event_ids, *, api_version, on_result=None):
         """Read ``targets`` and approve on one that sees every id, preferring one the events name, as that
         instance's own watcher would -> (all read results, the chosen one's result before, its result
-        after). Raises ``EventNotFoundError`` when no target sees them all.
+        after, each id's ``ApprovalResult``). Raises ``EventNotFoundError`` when no target sees them all.
         """
         results = self.read(targets, api_version=api_version, on_result=on_result)
         seeing = [r for r in results if r.ok and all(r.document.get(i) for i in event_ids)]
@@ -107,9 +117,10 @@ class Fleet:
             where = targets[0].name if len(targets) == 1 else 'any instance that could be read'
             raise EventNotFoundError(f'{", ".join(event_ids)} not in the document of {where}', event_ids=event_ids)
         chosen = seeing[0]
-        after = self.approve(chosen.target, [chosen.document.get(i).event_id for i in event_ids],
-                             api_version=api_version)
-        return results, chosen, after
+        ids = [chosen.document.get(i).event_id for i in event_ids]
+        after = self.approve(chosen.target, ids, api_version=api_version)
+        approvals = outcomes(ids, chosen.document, after.document, sent=ids) if after.ok else []
+        return results, chosen, after, approvals
 
     def approve(self, target, event_ids, *, api_version):
         """Approve ``event_ids`` on ``target`` (one instance approves for all it names) -> its result after."""
@@ -117,33 +128,33 @@ class Fleet:
         return self._run(target, command_id, script, step='approve')
 
     def _fan_out(self, targets, work, on_result):
+        """``work`` on every target, ``max_parallel`` at once; ``on_result`` hears each as it finishes, so one
+        slow instance never holds up the count. Results come back in the order of ``targets``."""
         results = {}
         with ThreadPoolExecutor(max_workers=self.settings.max_parallel) as pool:
-            futures = {pool.submit(work, target): target for target in targets}
-            for future, target in futures.items():
-                results[target] = future.result()
+            futures = {pool.submit(work, target): index for index, target in enumerate(targets)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
                 if on_result:
-                    on_result(results[target])
-        return [results[target] for target in targets]
+                    on_result(results[futures[future]])
+        return [results[index] for index in range(len(targets))]
 
     def _run(self, target, command_id, script, step=None):
         """Run one script on one target; every failure becomes the result's ``error``."""
-        from azure.core.exceptions import HttpResponseError
         started = self._clock()
         if target.power_state not in (None, 'running'):
             return InstanceResult(target, error=f'the VM is {target.power_state}, not running')
         try:
-            poller = self._begin(target, {'commandId': command_id, 'script': script})
-            output = poller.result(timeout=self.settings.instance_timeout_in_seconds)
+            with arm_errors(resource_group=self.resource_group, vmss_name=self.vmss_name, vm_name=self.vm_name):
+                poller = self._begin(target, {'commandId': command_id, 'script': script})
+                output = poller.result(timeout=self.settings.instance_timeout_in_seconds)
             if not poller.done():
                 return InstanceResult(target, error=f'Run Command did not finish within '
                                                     f'{self.settings.instance_timeout_in_seconds:g} s',
                                       seconds=self._clock() - started)
             answers = parse_output(output.as_dict() if hasattr(output, 'as_dict') else output)
             result = self._result(target, answers, step)
-        except HttpResponseError as ex:
-            result = InstanceResult(target, error=_first_line(ex))
-        except (RunCommandOutputError, ImdsProtocolError) as ex:
+        except (ArmError, RunCommandOutputError, ImdsProtocolError) as ex:
             result = InstanceResult(target, error=str(ex))
         return InstanceResult(result.target, result.vm_name, result.document, result.error, self._clock() - started)
 
@@ -174,16 +185,16 @@ class Fleet:
 def _scheduled_polling(settings):
     """ARM polling that follows ``settings.poll_delay`` (a Retry-After from Compute still wins), with the
     final result read from the Location URL, as the SDK does for Run Command."""
-    from azure.core.polling.base_polling import get_retry_after
     from azure.mgmt.core.polling.arm_polling import ARMPolling
 
     class ScheduledPolling(ARMPolling):
         def initialize(self, *args, **kwargs):
-            self._started = time.monotonic()
+            self._started = time.monotonic()  # pylint: disable=attribute-defined-outside-init
             super().initialize(*args, **kwargs)
 
         def _extract_delay(self):
-            return get_retry_after(self._pipeline_response) or settings.poll_delay(time.monotonic() - self._started)
+            retry_after = retry_after_seconds(self._pipeline_response.http_response.headers.get('Retry-After'))
+            return retry_after or settings.poll_delay(time.monotonic() - self._started)
 
     return ScheduledPolling(settings.poll_interval_in_seconds, lro_options={'final-state-via': 'location'})
 
@@ -200,7 +211,3 @@ def _power_state(vm):
         if (status.code or '').startswith('PowerState/'):
             return status.code.split('/', 1)[1]
     return None
-
-
-def _first_line(ex):
-    return (getattr(ex, 'message', None) or str(ex)).strip().splitlines()[0]

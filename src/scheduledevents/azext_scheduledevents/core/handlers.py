@@ -25,31 +25,23 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from knack.log import get_logger
-
-from .state import FAILED, OK, TIMEOUT
+from .config import (HANDLER_KILL_GRACE_IN_SECONDS, HANDLER_OUTPUT_TAIL_IN_BYTES, SYSLOG_SOCKET, WEBHOOK_RETRIES,
+                     WEBHOOK_TIMEOUT_IN_SECONDS)
+from .errors import HandlerConfigError
+from .log import get_logger
+from .vocabulary import StepStatus
 
 logger = get_logger(__name__)
 
-# After SIGTERM, a handler past its deadline gets this long to exit before SIGKILL.
-HANDLER_KILL_GRACE_IN_SECONDS = 5.0
-# Keep the end of a handler's output in the log, not all of it.
-HANDLER_OUTPUT_TAIL_IN_BYTES = 4096
-WEBHOOK_TIMEOUT_IN_SECONDS = 5.0
-WEBHOOK_RETRIES = 3
 CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json; charset=utf-8'
 EVENT_TYPE_PREFIX = 'Microsoft.Compute.ScheduledEvents.'
-
-
-class HandlerConfigError(ValueError):
-    """A handler that can never run (empty command, program not found): reported at start-up."""
 
 
 @dataclass(frozen=True)
 class HandlerResult:
     """How one command ended: ``status`` is ok, failed or timeout."""
 
-    status: str
+    status: StepStatus
     exit_code: int | None
     seconds: float
     detail: str
@@ -113,19 +105,19 @@ class CommandHandler:
                 self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True)
         except OSError as ex:
-            return HandlerResult(FAILED, None, 0.0, f'could not start: {ex.strerror or ex}')
+            return HandlerResult(StepStatus.FAILED, None, 0.0, f'could not start: {ex.strerror or ex}')
         try:
             output, _ = proc.communicate(json.dumps(line).encode(), timeout=max(timeout, 0.001))
-            status = OK if proc.returncode == 0 else FAILED
+            status = StepStatus.OK if proc.returncode == 0 else StepStatus.FAILED
         except subprocess.TimeoutExpired:
             output = self._stop(proc)
-            status = TIMEOUT
+            status = StepStatus.TIMEOUT
         seconds = time.monotonic() - started
         tail = (output or b'')[-HANDLER_OUTPUT_TAIL_IN_BYTES:].decode('utf-8', 'replace').rstrip()
         if tail:
             logger.info('Handler %s output:\n%s', self.name, tail)
-        detail = {OK: 'exited 0', FAILED: f'exited {proc.returncode}',
-                  TIMEOUT: f'did not finish within {timeout:.1f} s'}[status]
+        detail = {StepStatus.OK: 'exited 0', StepStatus.FAILED: f'exited {proc.returncode}',
+                  StepStatus.TIMEOUT: f'did not finish within {timeout:.1f} s'}[status]
         return HandlerResult(status, proc.returncode, seconds, detail)
 
     @staticmethod
@@ -143,7 +135,7 @@ class CommandHandler:
         return b''
 
 
-class WebhookSink:
+class WebhookSink:  # pylint: disable=too-few-public-methods
     """POSTs each transition as a CloudEvents 1.0 structured-mode event, with timeout, retries and backoff."""
 
     step = 'webhook'
@@ -168,7 +160,7 @@ class WebhookSink:
         return _post(self._session, self.url, body, {'Content-Type': CLOUDEVENTS_CONTENT_TYPE}, self.timeout)
 
 
-class EventGridSink:
+class EventGridSink:  # pylint: disable=too-few-public-methods
     """Publishes each transition to a custom Event Grid topic (Event Grid schema, ``aeg-sas-key``)."""
 
     step = 'event-grid'
@@ -201,7 +193,7 @@ class SyslogSink:
 
     step = 'syslog'
 
-    def __init__(self, address='/dev/log'):
+    def __init__(self, address=SYSLOG_SOCKET):
         self._logger = logging.getLogger('scheduled-events-syslog')
         self._logger.propagate = False
         self._logger.setLevel(logging.INFO)

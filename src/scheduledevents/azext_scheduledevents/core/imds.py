@@ -17,7 +17,7 @@ import socket
 import time
 from urllib.parse import urlencode, urlsplit
 
-from knack.log import get_logger
+from .log import get_logger
 
 from .config import DEFAULT_RETRY_POLICY
 from .errors import (ImdsProtocolError, ImdsRejectedError, ImdsResponseError, ImdsTimeoutError,
@@ -48,14 +48,14 @@ def parse_endpoint(endpoint):
         port = parts.port if parts else None
     except ValueError:
         port = -1
-    if (not parts or parts.scheme != 'http' or not parts.hostname or port == -1
-            or parts.path not in ('', '/') or parts.query or parts.fragment or parts.username):
+    plain = parts is not None and parts.scheme == 'http' and bool(parts.hostname) and port != -1
+    if not plain or parts.path not in ('', '/') or any((parts.query, parts.fragment, parts.username)):
         raise InvalidEndpointError(f'IMDS endpoint {endpoint!r} is not a plain http://host[:port] URL '
                                    f'(the default is {DEFAULT_ENDPOINT}).')
     return parts.hostname, port or 80
 
 
-class ImdsClient:
+class ImdsClient:  # pylint: disable=too-many-instance-attributes
     """Reads and approves Scheduled Events, and reads this VM's instance metadata.
 
     Every call is retried on 410, 429, 5xx and dropped connections with the ``retry`` policy, within its

@@ -19,6 +19,7 @@ reported as cut, never read as half a document.
 import json
 import re
 
+from .errors import RunCommandOutputError
 from .events import validate_event_id
 from .imds import DEFAULT_API_VERSION, INSTANCE_API_VERSION, INSTANCE_PATH, SCHEDULED_EVENTS_PATH
 
@@ -56,7 +57,8 @@ say() {{
   if [ "$1" = doc ] && [ ${{#body}} -gt {limit} ]; then
     echo "@@se doc-too-large@@ ${{#body}}"
   else
-    echo "@@se $1 $status@@ $body"
+    # printf, not echo: dash's echo (Debian's /bin/sh) turns the \n and \\ of JSON strings into control bytes.
+    printf '%s\n' "@@se $1 $status@@ $body"
   fi
 }}
 say name '{name_url}' ''
@@ -92,10 +94,6 @@ function Say([string]$Step, [string]$Uri, [string]$Body) {{
 Say 'name' '{name_url}' ''
 {steps}Write-Output '@@se end@@'
 '''
-
-
-class RunCommandOutputError(ValueError):
-    """Run Command's output cannot be read as this tool's answer (cut, too large, or not ours)."""
 
 
 def _document_url(api_version):

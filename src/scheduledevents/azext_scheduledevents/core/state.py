@@ -13,32 +13,25 @@ reported, and the watcher goes on without it rather than crash.
 """
 
 import fcntl
+import itertools
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
-from knack.log import get_logger
-
-from .errors import ScheduledEventsError
+from .atomicfile import is_temp_file, write_atomic
+from .config import COMPLETED_RETENTION_IN_SECONDS
+from .errors import InvalidEventIdError, StateLockedError
 from .events import validate_event_id
+from .log import get_logger
+from .vocabulary import ApprovalState, StepStatus
 
 logger = get_logger(__name__)
 
 META_FILE = 'meta.json'
-TEMP_PREFIX = '.tmp-'
 EVENTS_DIR = 'events'
 LOCK_FILE = 'watch.lock'
 STATE_VERSION = 1
-# How long a finished event is remembered, so that a document that flickers cannot make it new again.
-COMPLETED_RETENTION_IN_SECONDS = 7 * 24 * 3600
-
-BEGUN, OK, FAILED, TIMEOUT, INTERRUPTED = 'begun', 'ok', 'failed', 'timeout', 'interrupted'
-
-
-class StateLockedError(ScheduledEventsError):
-    """Another watcher holds the state directory's lock."""
 
 
 @dataclass
@@ -46,16 +39,16 @@ class TransitionRecord:
     """One transition of one event, and the progress of each step it needs (name -> status)."""
 
     key: str
-    kind: str
+    kind: str              # a TransitionKind value
     event: dict
     detected_at: float
     emitted: bool = False
-    steps: dict = field(default_factory=dict)
+    steps: dict = field(default_factory=dict)      # step name -> StepStatus
     done: bool = False
 
 
 @dataclass
-class EventRecord:
+class EventRecord:  # pylint: disable=too-many-instance-attributes
     """Everything the watcher knows of one EventId."""
 
     event_id: str
@@ -64,13 +57,18 @@ class EventRecord:
     ignored: str | None = None
     missing_polls: int = 0
     completed_at: float | None = None
-    approval: str | None = None
+    approval: ApprovalState | None = None
+    approval_reason: str | None = None
     transitions: list = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, obj):
         obj = dict(obj)
-        obj['transitions'] = [TransitionRecord(**t) for t in obj.get('transitions', [])]
+        obj['transitions'] = [TransitionRecord(**dict(t, steps={step: StepStatus(status)
+                                                                for step, status in t.get('steps', {}).items()}))
+                              for t in obj.get('transitions', [])]
+        if obj.get('approval') is not None:
+            obj['approval'] = ApprovalState(obj['approval'])
         return cls(**obj)
 
     def has_transition(self, key):
@@ -85,7 +83,7 @@ class StateStore:
 
         store = StateStore('/var/lib/scheduled-events')
         store.lock(); store.load(vm_name='web_0')
-        record = store.events['C7061BAC-...']; record.approval = 'approved'; store.save(record)
+        record = store.events['C7061BAC-...']; record.approval = ApprovalState.APPROVED; store.save(record)
     """
 
     def __init__(self, directory, *, wall=time.time):
@@ -105,10 +103,11 @@ class StateStore:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
-            holder = handle.read().strip() or 'another process'
+            holder = handle.read().strip()
             handle.close()
-            raise StateLockedError(f'another watcher (pid {holder}) is using the state directory '
-                                   f'{self.directory}') from None
+            raise StateLockedError(f'another watcher (pid {holder or "unknown"}) is using the state directory '
+                                   f'{self.directory}', directory=self.directory,
+                                   pid=int(holder) if holder.isdigit() else None) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -135,24 +134,26 @@ class StateStore:
         if saved_vm != vm_name:
             if os.path.isdir(self.events_dir):
                 self._set_aside(self.events_dir, f'belongs to VM {saved_vm!r}, not {vm_name!r}')
-        self._write_file(meta_path, json.dumps({'version': STATE_VERSION, 'vm_name': vm_name}).encode())
+        write_atomic(meta_path, json.dumps({'version': STATE_VERSION, 'vm_name': vm_name}).encode())
         names = os.listdir(self.events_dir) if os.path.isdir(self.events_dir) else []
         for name in names:
-            if name.startswith(TEMP_PREFIX):
+            if is_temp_file(name):
                 # A write cut off by a crash: the file it was replacing is still whole.
                 os.unlink(os.path.join(self.events_dir, name))
-        for name in sorted(n for n in names if n.endswith('.json') and not n.startswith(TEMP_PREFIX)):
+        for name in sorted(n for n in names if n.endswith('.json') and not is_temp_file(n)):
             path = os.path.join(self.events_dir, name)
             try:
                 record = EventRecord.from_dict(_read_json(path))
-            except (OSError, ValueError, TypeError, KeyError, AttributeError) as ex:
+                if os.path.basename(self._path(record.event_id)) != name:
+                    raise ValueError(f'it holds event {record.event_id!r}')
+            except (OSError, ValueError, TypeError, KeyError, AttributeError, InvalidEventIdError) as ex:
                 self._set_aside(path, f'cannot be read ({type(ex).__name__}: {ex})')
                 continue
             self.events[record.event_id] = record
             for transition in record.transitions:
                 for step, status in transition.steps.items():
-                    if status == BEGUN:
-                        transition.steps[step] = INTERRUPTED
+                    if status == StepStatus.BEGUN:
+                        transition.steps[step] = StepStatus.INTERRUPTED
                         logger.warning('Step %s of %s was cut off by a restart; it is not run again.', step,
                                        transition.key)
         self.prune()
@@ -167,7 +168,7 @@ class StateStore:
         return json.dumps(asdict(record), separators=(',', ':')).encode()
 
     def write(self, event_id, data):
-        self._write_file(self._path(event_id), data)
+        write_atomic(self._path(event_id), data)
 
     def forget(self, event_id):
         """Drop an event from memory and from disk."""
@@ -187,28 +188,13 @@ class StateStore:
         # EventIds are GUIDs; anything else must not become a path.
         return os.path.join(self.events_dir, validate_event_id(event_id).upper() + '.json')
 
-    def _write_file(self, path, data):
-        folder = os.path.dirname(path)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix='.tmp', dir=folder)
-        try:
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
-        directory = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-
     def _set_aside(self, path, reason):
         target = f'{path}.corrupt-{int(self._wall())}'
+        # Never onto an earlier set-aside of the same second: both are kept for whoever looks into it.
+        for n in itertools.count(1):
+            if not os.path.lexists(target):
+                break
+            target = f'{path}.corrupt-{int(self._wall())}-{n}'
         try:
             os.replace(path, target)
         except OSError as ex:

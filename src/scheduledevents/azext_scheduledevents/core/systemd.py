@@ -9,8 +9,9 @@ A one-minute timer would miss a 30-second Preempt notice; a service polling ever
 watcher saves its state and exits; stragglers get SIGKILL when ``TimeoutStopSec`` runs out.
 """
 
-SERVICE_STATE_DIR = '/var/lib/scheduled-events'
-UNIT_NAME = 'scheduled-events-watch.service'
+import os
+
+from .config import SERVICE_STATE_DIR
 
 
 def systemd_quote(arg):
@@ -37,7 +38,7 @@ Type=simple
 ExecStart={exec_start}
 Restart=always
 RestartSec=2
-StateDirectory=scheduled-events
+StateDirectory={os.path.basename(SERVICE_STATE_DIR)}
 StateDirectoryMode=0700
 Environment=AZURE_CONFIG_DIR={SERVICE_STATE_DIR}/azure
 Environment=AZURE_CORE_COLLECT_TELEMETRY=false

@@ -23,27 +23,24 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from knack.log import get_logger
-
-from .approval import APPROVE_AFTER_HANDLERS, APPROVE_IMMEDIATELY, approve_events
+from .approval import approve_events
 from .config import (COMPLETION_CONFIRM_POLLS, IMDS_OUTAGE_WARNING_IN_SECONDS, MIN_HANDLER_TIMEOUT_IN_SECONDS,
                      RetryPolicy)
 from .errors import EventNotFoundError, ImdsError
-from .events import EventStatus, EventType, ScheduledEvent
-from .state import BEGUN, FAILED, OK, EventRecord, TransitionRecord
+from .events import ScheduledEvent
+from .log import get_logger
+from .state import EventRecord, TransitionRecord
+from .times import iso_utc
+from .vocabulary import ApprovalState, ApproveMode, Decision, EventStatus, EventType, StepStatus, TransitionKind
 
 logger = get_logger(__name__)
-
-SCHEDULED, RESCHEDULED, STARTED, COMPLETED = 'scheduled', 'rescheduled', 'started', 'completed'
-TRANSITION_KINDS = (SCHEDULED, RESCHEDULED, STARTED, COMPLETED)
-APPROVED, NOT_APPROVED = 'approved', 'not-approved'
 
 
 @dataclass(frozen=True)
 class Transition:
     """A change in one event's life. ``key`` is unique per event and change, and stable across restarts."""
 
-    kind: str
+    kind: TransitionKind
     event: ScheduledEvent
     key: str
 
@@ -51,21 +48,24 @@ class Transition:
 def derive_transitions(previous, current):
     """What happened between two snapshots of one event (either may be ``None``)."""
     if current is None:
-        return [] if previous is None else [Transition(COMPLETED, previous, f'{previous.event_id}/{COMPLETED}')]
+        if previous is None:
+            return []
+        return [Transition(TransitionKind.COMPLETED, previous, f'{previous.event_id}/{TransitionKind.COMPLETED}')]
     event_id = current.event_id
     started = current.event_status == EventStatus.STARTED
     if previous is None:
-        kind = STARTED if started else SCHEDULED
+        kind = TransitionKind.STARTED if started else TransitionKind.SCHEDULED
         return [Transition(kind, current, f'{event_id}/{kind}')]
     if started and previous.event_status != EventStatus.STARTED:
-        return [Transition(STARTED, current, f'{event_id}/{STARTED}')]
+        return [Transition(TransitionKind.STARTED, current, f'{event_id}/{TransitionKind.STARTED}')]
     if not started and current.not_before != previous.not_before:
         stamp = current.not_before.isoformat() if current.not_before else 'none'
-        return [Transition(RESCHEDULED, current, f'{event_id}/{RESCHEDULED}/{stamp}')]
+        key = f'{event_id}/{TransitionKind.RESCHEDULED}/{stamp}'
+        return [Transition(TransitionKind.RESCHEDULED, current, key)]
     return []
 
 
-class Watcher:
+class Watcher:  # pylint: disable=too-many-instance-attributes
     """Polls through ``client`` and acts through ``commands`` (kind -> [CommandHandler]) and ``sinks``.
 
     ``client_factory`` makes the extra IMDS clients that approval threads use (a client holds one
@@ -249,7 +249,7 @@ class Watcher:
         if not transition.emitted:
             self._emit(line)
             self._set(record, transition, 'emitted', True)
-        if transition.kind == SCHEDULED and self._policy.mode == APPROVE_IMMEDIATELY:
+        if transition.kind == TransitionKind.SCHEDULED and self._policy.mode == ApproveMode.IMMEDIATELY:
             self._approve(record, handlers_ok=True)
         notifier = threading.Thread(target=self._notify, args=(record, transition, line), daemon=True)
         notifier.start()
@@ -257,7 +257,7 @@ class Watcher:
         notifier.join()
         if self._stop.is_set() and not self._all_steps_taken(transition):
             return
-        if transition.kind == SCHEDULED and self._policy.mode == APPROVE_AFTER_HANDLERS:
+        if transition.kind == TransitionKind.SCHEDULED and self._policy.mode == ApproveMode.AFTER_HANDLERS:
             self._approve(record, handlers_ok=handlers_ok)
         self._set(record, transition, 'done', True)
 
@@ -277,16 +277,16 @@ class Watcher:
             if status is None and self._stop.is_set():
                 return False
             if status is None:
-                self._set_step(record, transition, step, BEGUN)
+                self._set_step(record, transition, step, StepStatus.BEGUN)
                 timeout = self._handler_timeout(transition)
                 result = handler.run(dict(line, SecondsUntilNotBefore=self._seconds_left(transition)),
                                      timeout=timeout)
                 status = result.status
                 self._set_step(record, transition, step, status)
-                log = logger.info if status == OK else logger.warning
+                log = logger.info if status == StepStatus.OK else logger.warning
                 log('Handler %s for %s of %s %s after %.1f s.', handler.name, transition.kind,
                     line['EventId'], result.detail, result.seconds)
-            all_ok &= status == OK
+            all_ok &= status == StepStatus.OK
         return all_ok
 
     def _notify(self, record, transition, line):
@@ -295,34 +295,36 @@ class Watcher:
                 continue
             if self._stop.is_set():
                 return
-            self._set_step(record, transition, sink.step, BEGUN)
+            self._set_step(record, transition, sink.step, StepStatus.BEGUN)
             try:
                 ok = sink.notify(line)
             except OSError as ex:
                 logger.warning('Notification %s failed: %s', sink.step, ex)
                 ok = False
-            self._set_step(record, transition, sink.step, OK if ok else FAILED)
+            self._set_step(record, transition, sink.step, StepStatus.OK if ok else StepStatus.FAILED)
 
     def _approve(self, record, *, handlers_ok):
-        if record.approval not in (None, 'sending'):
+        if record.approval not in (None, ApprovalState.SENDING):
             return
         event = ScheduledEvent.from_wire(record.snapshot)
         reason = self._policy.withholds(event, self.vm_name)
         if reason is None and not handlers_ok:
             reason = 'a scheduled handler failed, timed out or was interrupted'
             logger.warning('Not approving %s (%s): %s.', event.event_id, event.event_type, reason)
-            self._emit(self._action_line(NOT_APPROVED, event, reason))
+            self._emit(self._action_line(Decision.NOT_APPROVED, event, reason))
         if reason is not None:
-            self._set_approval(record, f'withheld: {reason}')
+            self._set_approval(record, ApprovalState.WITHHELD, reason)
             return
-        self._set_approval(record, 'sending')
+        self._set_approval(record, ApprovalState.SENDING)
         result = self._send_approval(record, event)
         if result is None:
             return
-        self._set_approval(record, APPROVED if result.sent else f'not sent: {result.status_after}')
         if result.sent:
+            self._set_approval(record, ApprovalState.APPROVED, f'EventStatus {result.status_after}')
             logger.info('Approved %s (%s): now %s.', event.event_id, event.event_type, result.status_after)
-            self._emit(self._action_line(APPROVED, event, f'EventStatus {result.status_after}'))
+            self._emit(self._action_line(Decision.APPROVED, event, f'EventStatus {result.status_after}'))
+        else:
+            self._set_approval(record, ApprovalState.NOT_SENT, f'EventStatus {result.status_after}')
 
     def _save(self, record):
         """Persist one record. The bytes are taken under the lock and written outside it, so polling never
@@ -340,25 +342,27 @@ class Watcher:
         """Approve ``event``, retrying IMDS faults until NotBefore (at least one poll deadline)."""
         left = event.seconds_until_not_before(datetime.now(timezone.utc)) or 0
         give_up_at = self._clock() + max(self._settings.poll_deadline_in_seconds, left)
-        for attempt in itertools.count():
+        attempt = 0
+        while True:
             remaining = give_up_at - self._clock()
             try:
                 with self._client_factory(retry=RetryPolicy(deadline_in_seconds=max(remaining, 0.1))) as client:
-                    result, = approve_events(client, [event.event_id], force=False)
+                    result = approve_events(client, [event.event_id], force=False)[0]
                 return result
             except EventNotFoundError:
                 logger.info('Not approving %s: it left the document (over or canceled).', event.event_id)
-                self._set_approval(record, 'not sent: left the document')
+                self._set_approval(record, ApprovalState.NOT_SENT, 'it left the document')
                 return None
             except ImdsError as ex:
                 delay = RetryPolicy().delay(attempt)
                 if self._clock() + delay >= give_up_at:
                     # NotBefore comes all the same; the daemon goes on.
                     logger.error('Approving %s failed: %s', event.event_id, ex)
-                    self._set_approval(record, f'failed: {ex}')
+                    self._set_approval(record, ApprovalState.FAILED, str(ex))
                     return None
                 logger.info('Approving %s: %s; trying again in %.1f s', event.event_id, ex, delay)
                 time.sleep(delay)
+                attempt += 1
 
     def _set(self, record, obj, attribute, value):
         """Change ``obj`` (the record or one of its transitions) and persist the record."""
@@ -366,8 +370,10 @@ class Watcher:
             setattr(obj, attribute, value)
         self._save(record)
 
-    def _set_approval(self, record, value):
-        self._set(record, record, 'approval', value)
+    def _set_approval(self, record, state, reason=None):
+        with self._lock:
+            record.approval, record.approval_reason = state, reason
+        self._save(record)
 
     def _set_step(self, record, transition, step, status):
         with self._lock:
@@ -383,27 +389,24 @@ class Watcher:
     def _handler_timeout(self, transition):
         left = self._seconds_left(transition)
         timeout = self._settings.handler_timeout_in_seconds
-        if left is not None and transition.kind in (SCHEDULED, RESCHEDULED):
+        if left is not None and transition.kind in (TransitionKind.SCHEDULED, TransitionKind.RESCHEDULED):
             timeout = min(timeout, left - self._settings.deadline_margin_in_seconds)
         return max(timeout, MIN_HANDLER_TIMEOUT_IN_SECONDS)
 
     def _line(self, transition):
         event = ScheduledEvent.from_wire(transition.event)
         view = event.to_view(vm_name=self.vm_name, now=datetime.now(timezone.utc))
-        return {'time': _iso(transition.detected_at), 'transition': transition.kind, 'key': transition.key,
-                'vm': self.vm_name, **view}
+        return {'time': iso_utc(transition.detected_at, timespec='milliseconds'), 'transition': transition.kind,
+                'key': transition.key, 'vm': self.vm_name, **view}
 
     def _action_line(self, kind, event, detail):
-        return {'time': _iso(self._wall()), 'transition': kind, 'key': f'{event.event_id}/{kind}', 'vm': self.vm_name,
-                'EventId': event.event_id, 'EventType': event.event_type, 'detail': detail}
+        return {'time': iso_utc(self._wall(), timespec='milliseconds'), 'transition': kind,
+                'key': f'{event.event_id}/{kind}', 'vm': self.vm_name, 'EventId': event.event_id,
+                'EventType': event.event_type, 'detail': detail}
 
     def _emit(self, line):
         with self._emit_lock:
             self._emit_line(line)
-
-
-def _iso(epoch):
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec='milliseconds').replace('+00:00', 'Z')
 
 
 def wait_for_vm_name(client, stop, *, interval_in_seconds, once):

@@ -39,38 +39,38 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from knack.log import get_logger
-
-from ..core.events import EventStatus, ScheduledEvent, validate_event_id
+from ..core.config import EMULATOR_HOST, EMULATOR_RATE_LIMIT_PER_SECOND, EMULATOR_VM_NAME
+from ..core.errors import ScenarioError
+from ..core.events import ScheduledEvent, validate_event_id
 from ..core.imds import API_VERSIONS, INSTANCE_API_VERSION, INSTANCE_PATH, METADATA_HEADER, SCHEDULED_EVENTS_PATH
+from ..core.log import get_logger
+from ..core.vocabulary import EventStatus, FaultKind
 from .scenarios import EventPlan, load_scenario
 
 logger = get_logger(__name__)
 
 CONTROL_PREFIX = '/_emulator'
-DEFAULT_RATE_LIMIT_PER_SECOND = 5
 INSTANCE_API_VERSIONS = ('2017-04-02', '2017-08-01', '2017-12-01', '2018-10-01', '2019-03-11', '2019-06-01',
                          '2019-08-15', '2020-06-01', '2020-09-01', INSTANCE_API_VERSION, '2021-12-13', '2023-07-01')
-FAULT_KINDS = ('status', 'reset', 'delay', 'garbage', 'empty')
 
 _BAD_API_VERSION = ('Bad request. api-version is invalid or was not specified in the request. '
                     'For more information refer to aka.ms/azureimds')
 
 
 @dataclass(frozen=True, kw_only=True)
-class FaultRule:
+class FaultRule:  # pylint: disable=too-many-instance-attributes
     """A fault injected into IMDS answers: ``count`` times (``None``: until cleared), with ``probability``.
 
-        FaultRule(kind='status', status=429, retry_after=1, count=3)
-        FaultRule(kind='reset', probability=0.2, path='scheduledevents')
+        FaultRule(kind=FaultKind.STATUS, status=429, retry_after=1, count=3)
+        FaultRule(kind=FaultKind.RESET, probability=0.2, path='scheduledevents')
     """
 
-    kind: str
+    kind: FaultKind
     status: int = 500
     retry_after: float | None = None
     seconds: float = 0.0
@@ -81,16 +81,16 @@ class FaultRule:
 
     @classmethod
     def from_json(cls, obj):
-        if not isinstance(obj, dict) or obj.get('kind') not in FAULT_KINDS:
-            raise ValueError(f'a fault needs "kind", one of {", ".join(FAULT_KINDS)}')
-        unknown = set(obj) - set(cls.__dataclass_fields__)
+        if not isinstance(obj, dict) or obj.get('kind') not in FaultKind.values():
+            raise ScenarioError(f'a fault needs "kind", one of {", ".join(FaultKind.values())}')
+        unknown = set(obj) - {f.name for f in fields(cls)}
         if unknown:
-            raise ValueError(f'unknown fault fields: {", ".join(sorted(unknown))}')
-        rule = cls(**obj)
+            raise ScenarioError(f'unknown fault fields: {", ".join(sorted(unknown))}')
+        rule = cls(**dict(obj, kind=FaultKind(obj['kind'])))
         if rule.path not in ('any', 'scheduledevents', 'instance') or rule.method not in ('any', 'GET', 'POST'):
-            raise ValueError('path is any|scheduledevents|instance and method is any|GET|POST')
+            raise ScenarioError('path is any|scheduledevents|instance and method is any|GET|POST')
         if not 0 <= rule.probability <= 1 or (rule.count is not None and rule.count < 1):
-            raise ValueError('probability is within 0..1 and count is at least 1')
+            raise ScenarioError('probability is within 0..1 and count is at least 1')
         return rule
 
     def matches(self, path_kind, method):
@@ -109,17 +109,17 @@ class _LiveEvent:
     reschedule_at: float | None
 
 
-class ImdsEmulator:
+class ImdsEmulator:  # pylint: disable=too-many-instance-attributes
     """One emulated VM's IMDS. Thread-safe; serves on ``host:port`` from a background thread.
 
     ``clock`` and ``wall`` are injectable so timelines can be driven without sleeping.
     """
 
-    def __init__(self, *, host='127.0.0.1', port=0, vm_name='web_0', events=(), speed=1.0, terminate_notice=None,
-                 rate_limit=DEFAULT_RATE_LIMIT_PER_SECOND, control_socket=None, seed=None, clock=time.monotonic,
-                 wall=time.time):
+    def __init__(self, *, host=EMULATOR_HOST, port=0, vm_name=EMULATOR_VM_NAME, events=(), speed=1.0,
+                 terminate_notice=None, rate_limit=EMULATOR_RATE_LIMIT_PER_SECOND, control_socket=None, seed=None,
+                 clock=time.monotonic, wall=time.time):
         if speed <= 0:
-            raise ValueError('speed must be greater than 0')
+            raise ScenarioError('speed must be greater than 0')
         self.vm_name = vm_name
         self.speed = speed
         self.terminate_notice = terminate_notice
@@ -306,7 +306,8 @@ class ImdsEmulator:
         with self._lock:
             self._log.clear()
 
-    def _take_fault(self, path_kind, method):
+    def take_fault(self, path_kind, method):
+        """The fault rule that applies to this request, if any; counted rules are used up one by one."""
         with self._lock:
             for entry in self._faults:
                 rule, left = entry
@@ -318,7 +319,7 @@ class ImdsEmulator:
                     return rule
         return None
 
-    def _take_token(self):
+    def take_token(self):
         """Token bucket: ``rate_limit`` requests a second, bursts of the same size; 0 turns it off."""
         if not self.rate_limit:
             return True
@@ -331,7 +332,8 @@ class ImdsEmulator:
             self._tokens -= 1
             return True
 
-    def _record(self, entry):
+    def record(self, entry):
+        """Add one answered request to the log ``requests()`` reads."""
         with self._lock:
             self._log.append(entry)
 
@@ -365,6 +367,7 @@ class _UnixHTTPServer(socketserver.ThreadingUnixStreamServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     server_version = 'IMDS-emulator'
+    _entry = None           # the log entry of the request being answered
 
     def address_string(self):
         return self.client_address[0] if self.client_address else 'unix'
@@ -401,7 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
                        'body': body.decode('utf-8', 'replace') if body else None, 'fault': None}
         self._imds(method, path, query, body, self._entry)
 
-    def _imds(self, method, path, query, body, entry):
+    def _imds(self, method, path, query, body, entry):  # pylint: disable=too-many-return-statements
         """Serve one IMDS request; returns the status sent (0 for a reset connection)."""
         if path == SCHEDULED_EVENTS_PATH:
             path_kind, methods = 'scheduledevents', ('GET', 'POST')
@@ -411,20 +414,20 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {'error': 'Not found'})
         if method not in methods:
             return self._send(405, {'error': 'Method not allowed'})
-        if not self.emulator._take_token():
+        if not self.emulator.take_token():
             return self._send(429, {'error': 'Too many requests'})
-        fault = self.emulator._take_fault(path_kind, method)
+        fault = self.emulator.take_fault(path_kind, method)
         if fault is not None:
             entry['fault'] = fault.kind
-            if fault.kind == 'reset':
+            if fault.kind == FaultKind.RESET:
                 self._reset()
                 return 0
-            if fault.kind == 'garbage':
+            if fault.kind == FaultKind.GARBAGE:
                 return self._send_raw(200, b'<html>upstream error</html>', 'text/html')
-            if fault.kind == 'empty' and method == 'GET' and path_kind == 'scheduledevents':
+            if fault.kind == FaultKind.EMPTY and method == 'GET' and path_kind == 'scheduledevents':
                 # What the first call may return while the service is being enabled.
                 return self._send(200, {'DocumentIncarnation': 1, 'Events': []})
-            if fault.kind == 'status':
+            if fault.kind == FaultKind.STATUS:
                 extra = {} if fault.retry_after is None else {'Retry-After': str(fault.retry_after)}
                 return self._send(fault.status, {'error': f'Injected fault {fault.status}'}, extra)
             time.sleep(fault.seconds)
@@ -458,7 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {'error': 'Bad request. Query parameter format=text is required for leaf nodes'})
         return self._send_raw(200, str(node).encode(), 'text/plain; charset=utf-8')
 
-    def _control(self, method, path, body):
+    def _control(self, method, path, body):  # pylint: disable=too-many-return-statements
         emulator = self.emulator
         try:
             payload = json.loads(body) if body else None
@@ -509,10 +512,10 @@ class _Handler(BaseHTTPRequestHandler):
         return status
 
     def _log_answer(self, status):
-        entry, self._entry = getattr(self, '_entry', None), None
+        entry, self._entry = self._entry, None
         if entry is not None:
             entry['status'] = status
-            self.emulator._record(entry)
+            self.emulator.record(entry)
 
     def _reset(self):
         """Drop the connection with a TCP RST, as a crashed or overloaded service would."""

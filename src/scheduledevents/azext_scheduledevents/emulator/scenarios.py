@@ -23,7 +23,9 @@ import os
 import re
 from dataclasses import asdict, dataclass, replace
 
-from ..core.events import MINIMUM_NOTICE_IN_SECONDS, EventType, validate_event_id
+from ..core.errors import ScenarioError
+from ..core.events import MINIMUM_NOTICE_IN_SECONDS, validate_event_id
+from ..core.vocabulary import EventType
 
 SCENARIO_DIR = os.path.join(os.path.dirname(__file__), 'scenarios')
 DEFAULT_RUNS_FOR_IN_SECONDS = 30.0
@@ -33,12 +35,8 @@ _WIRE_FIELDS = {'EventType': 'event_type', 'EventSource': 'event_source', 'Descr
                 'DurationInSeconds': 'duration_in_seconds', 'Resources': 'resources', 'EventId': 'event_id'}
 
 
-class ScenarioError(ValueError):
-    """A scenario name, file or plan that cannot be used, said in one line."""
-
-
 @dataclass(frozen=True, kw_only=True)
-class EventPlan:
+class EventPlan:  # pylint: disable=too-many-instance-attributes
     """One event's fields and timeline (seconds on the emulator's clock, already divided by speed)."""
 
     event_type: str
@@ -82,7 +80,7 @@ class EventPlan:
         notice = timeline['notice']
         if notice is None:
             notice = terminate_notice if event_type == EventType.TERMINATE and terminate_notice else \
-                MINIMUM_NOTICE_IN_SECONDS.get(EventType._value2member_map_.get(event_type), 15 * 60)
+                MINIMUM_NOTICE_IN_SECONDS.get(event_type, 15 * 60)
         scale = {name: None if value is None else value / speed for name, value in timeline.items()}
         return cls(
             event_type=event_type,

@@ -14,7 +14,6 @@ import pytest
 from azext_scheduledevents.core.config import CycleSettings
 from azext_scheduledevents.core.cycle import Cycle
 from azext_scheduledevents.core.errors import CycleError, PreflightError
-from azext_scheduledevents.core.health import health_score
 
 from .fakearm.lifecycle import Timings
 from .fakearm.server import FakeArm
@@ -41,15 +40,6 @@ def web(arm, count=5, **kwargs):
 
 def actions(arm):
     return [r['path'].rsplit('/', 2)[-2:] for r in arm.requests('POST')]
-
-
-@pytest.mark.parametrize('bits, score', [
-    (('succeeded', 'running', 'healthy'), 7), (('succeeded', 'running', None), 3),
-    (('updating', 'running', 'healthy'), 6), (('succeeded', 'starting', 'initializing'), 1),
-    (('Succeeded', 'running', 'unknown'), 3),
-], ids=['healthy', 'no-extension', 'updating', 'starting', 'unknown'])
-def test_health_score(bits, score):
-    assert health_score(*bits) == score
 
 
 def test_happy_path_one_at_a_time(arm):

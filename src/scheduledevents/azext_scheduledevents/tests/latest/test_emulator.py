@@ -14,7 +14,8 @@ import pytest
 
 from azext_scheduledevents.core.events import parse_rfc1123
 from azext_scheduledevents.emulator.imds import ImdsEmulator
-from azext_scheduledevents.emulator.scenarios import ScenarioError, builtin_scenarios, parse_terminate_notice
+from azext_scheduledevents.core.errors import ScenarioError
+from azext_scheduledevents.emulator.scenarios import builtin_scenarios, parse_terminate_notice
 
 from .conftest import http_call, python_child_env
 

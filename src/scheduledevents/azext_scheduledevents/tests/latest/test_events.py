@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from azext_scheduledevents.core.errors import ImdsProtocolError, InvalidEventIdError
-from azext_scheduledevents.core.events import (EventsDocument, ScheduledEvent, format_rfc1123, parse_rfc1123,
-                                               validate_event_id)
+from azext_scheduledevents.core.events import EventsDocument, ScheduledEvent, parse_rfc1123, validate_event_id
+from azext_scheduledevents.core.times import format_http_date
 
 EVENT = {
     'EventId': 'C7061BAC-AFDC-4513-B24B-AA5F13A16123',
@@ -119,7 +119,7 @@ def test_malformed_documents_are_protocol_errors(document, message):
 
 def test_rfc1123_round_trip():
     moment = datetime(2026, 11, 24, 8, 5, 9, 999000, tzinfo=timezone.utc)
-    assert format_rfc1123(moment) == 'Tue, 24 Nov 2026 08:05:09 GMT'
+    assert format_http_date(moment) == 'Tue, 24 Nov 2026 08:05:09 GMT'
     assert parse_rfc1123('Tue, 24 Nov 2026 08:05:09 GMT') == moment.replace(microsecond=0)
     assert parse_rfc1123('') is None
 

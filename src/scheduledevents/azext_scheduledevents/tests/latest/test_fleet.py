@@ -10,10 +10,10 @@ import time
 import pytest
 
 from azext_scheduledevents.core.config import FanoutSettings
-from azext_scheduledevents.core.errors import EventNotFoundError, InvalidEventIdError, TargetNotFoundError
+from azext_scheduledevents.core.errors import (EventNotFoundError, InvalidEventIdError, RunCommandOutputError,
+                                               TargetNotFoundError)
 from azext_scheduledevents.core.fleet import Fleet
-from azext_scheduledevents.core.runcommand import (RunCommandOutputError, approve_script, parse_output,
-                                                   read_script)
+from azext_scheduledevents.core.runcommand import approve_script, parse_output, read_script
 
 from .conftest import require_namespaces
 from .fakearm.server import FakeArm
@@ -205,9 +205,11 @@ def test_approve_where_seen_prefers_an_instance_the_event_names(arm):
     event_id, = scale_set.instances['0'].vm.add_events([{'EventType': 'Reboot', 'Resources': ['web_2']}])
     scale_set.instances['2'].vm.add_events([{'EventType': 'Reboot', 'Resources': ['web_2'], 'EventId': event_id}])
     fleet = Fleet(compute_for(arm), 'rg', vmss_name='web')
-    results, chosen, after = fleet.approve_where_seen(fleet.targets(), [event_id], api_version=API)
+    results, chosen, after, approvals = fleet.approve_where_seen(fleet.targets(), [event_id], api_version=API)
     assert len(results) == 3 and chosen.target.name == 'web_2'
     assert after.document.get(event_id).event_status == 'Started'
+    assert [(a.event_id, a.status_before, a.status_after, a.sent) for a in approvals] == \
+        [(event_id, 'Scheduled', 'Started', True)]
     with pytest.raises(EventNotFoundError, match='web_1'):
         fleet.approve_where_seen(fleet.targets(['1']), [event_id], api_version=API)
 

@@ -10,7 +10,8 @@ import pytest
 
 from azext_scheduledevents.core.approval import ApprovalPolicy
 from azext_scheduledevents.core.events import ScheduledEvent
-from azext_scheduledevents.core.state import EventRecord, StateLockedError, StateStore, TransitionRecord
+from azext_scheduledevents.core.errors import StateLockedError
+from azext_scheduledevents.core.state import EventRecord, StateStore, TransitionRecord
 from azext_scheduledevents.core.watch import derive_transitions
 from azext_scheduledevents.emulator.imds import ImdsEmulator
 
@@ -23,12 +24,17 @@ def recorder(tmp_path):
     return Recorder.create(tmp_path)
 
 
+def recorded_events(state_dir):
+    """The records in the state directory, or none while the watcher has written nothing yet."""
+    try:
+        return read_state(state_dir)['events']
+    except FileNotFoundError:
+        return {}
+
+
 def approval_of(state_dir, event_id):
     """The recorded approval decision for an event, or None while there is none."""
-    try:
-        return read_state(state_dir)['events'][event_id]['approval']
-    except (FileNotFoundError, KeyError):
-        return None
+    return recorded_events(state_dir).get(event_id, {}).get('approval')
 
 
 def posts(server):
@@ -109,8 +115,11 @@ def test_which_events_are_acted_on(emulator, tmp_path, settings, acted):
     emulator.add_events([{'EventType': 'Reboot', 'Resources': ['web_0']},
                          {'EventType': 'Reboot', 'Resources': ['web_1']}])
     with WatcherThread(emulator.url, tmp_path / 'state', **settings) as watcher:
-        time.sleep(0.4)
-    assert [line['Resources'][0] for line in watcher.lines] == acted
+        # Both events are recorded (acted on or ignored) once the state holds them; then let lines settle.
+        watcher.wait_for(lambda: len(recorded_events(tmp_path / 'state')) == 2)
+        watcher.wait_for(lambda: len(watcher.lines) == len(acted))
+        time.sleep(0.3)
+    assert sorted(line['Resources'][0] for line in watcher.lines) == acted      # each event on its own thread
 
 
 def test_short_freezes_can_be_ignored(emulator, tmp_path):
@@ -193,7 +202,8 @@ def test_leader_mode_with_two_vms(tmp_path, recorder):
             member.wait_for(lambda: approval_of(tmp_path / 'member', event['EventId']))
         assert len(posts(leader_imds)) == 1 and posts(member_imds) == []
     assert sorted(label for label, _, _ in recorder.labels()) == ['leader', 'member']
-    assert 'leader, web_0, approves' in read_state(tmp_path / 'member')['events'][event['EventId']]['approval']
+    record = read_state(tmp_path / 'member')['events'][event['EventId']]
+    assert record['approval'] == 'withheld' and 'leader, web_0, approves' in record['approval_reason']
 
 
 def test_restart_runs_nothing_twice_and_completes_after_reboot(emulator, recorder, tmp_path):

@@ -1,0 +1,150 @@
+# --------------------------------------------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# Licensed under the MIT License. See License.txt in the project root for license information.
+# --------------------------------------------------------------------------------------------
+"""Every closed set of values the tool stores, prints or compares, as str Enums.
+
+A member is its value: it compares equal to it, serialises to it in JSON, and prints as it (``Word``
+makes ``str()`` and ``format()`` say the value on every Python, where a plain ``(str, Enum)`` says
+``Class.MEMBER`` from 3.11 on), so state files and JSON output stay byte-identical while the code can no
+longer misspell them. knack takes each class directly for an option's choices.
+
+    TransitionKind('scheduled') is TransitionKind.SCHEDULED
+    f'{StepStatus.OK}' == 'ok'
+"""
+
+from enum import Enum
+
+
+class Word(str, Enum):
+    """A value of a closed set; ``Word.values()`` lists them in declaration order."""
+
+    def __str__(self):
+        return self.value
+
+    def __format__(self, spec):
+        return format(self.value, spec)
+
+    @classmethod
+    def values(cls):
+        return [member.value for member in cls]
+
+
+class EventType(Word):
+    """The maintenance an event announces (IMDS ``EventType``)."""
+
+    FREEZE = 'Freeze'
+    REBOOT = 'Reboot'
+    REDEPLOY = 'Redeploy'
+    PREEMPT = 'Preempt'
+    TERMINATE = 'Terminate'
+
+
+class EventStatus(Word):
+    """Where an event is in IMDS (``EventStatus``); an event that is over leaves the document."""
+
+    SCHEDULED = 'Scheduled'
+    STARTED = 'Started'
+
+
+class EventSource(Word):
+    """Who started an event (``EventSource``, from api-version 2019-08-01)."""
+
+    PLATFORM = 'Platform'
+    USER = 'User'
+
+
+class TransitionKind(Word):
+    """A change in one event's life, as the watcher sees it."""
+
+    SCHEDULED = 'scheduled'
+    RESCHEDULED = 'rescheduled'
+    STARTED = 'started'
+    COMPLETED = 'completed'
+
+
+class Decision(Word):
+    """The approval decision line the watcher prints for a Scheduled event."""
+
+    APPROVED = 'approved'
+    NOT_APPROVED = 'not-approved'
+
+
+class StepStatus(Word):
+    """A step of a transition (a command, a notification): written ``begun`` before it runs."""
+
+    BEGUN = 'begun'
+    OK = 'ok'
+    FAILED = 'failed'
+    TIMEOUT = 'timeout'
+    INTERRUPTED = 'interrupted'
+
+
+class ApprovalState(Word):
+    """What became of the watcher's approval of one event; the record keeps the reason beside it."""
+
+    SENDING = 'sending'
+    APPROVED = 'approved'
+    WITHHELD = 'withheld'
+    NOT_SENT = 'not-sent'
+    FAILED = 'failed'
+
+
+class ApproveMode(Word):
+    """When ``watch`` approves a Scheduled event (``--approve``)."""
+
+    NEVER = 'never'
+    AFTER_HANDLERS = 'after-handlers'
+    IMMEDIATELY = 'immediately'
+
+
+class Approver(Word):
+    """Which VM of an event's Resources sends the approval (``--approver``)."""
+
+    SELF = 'self'
+    LEADER = 'leader'
+
+
+class CycleAction(Word):
+    """What ``cycle`` does to each instance, through the per-instance endpoint of the same name."""
+
+    REIMAGE = 'reimage'
+    RESTART = 'restart'
+    REDEPLOY = 'redeploy'
+
+
+class HealthMode(Word):
+    """Which score ``cycle`` requires: 7 with the Application Health extension, 3 without."""
+
+    AUTO = 'auto'
+    EXTENSION = 'extension'
+    NONE = 'none'
+
+
+class CycleResult(Word):
+    """Where one instance is in a cycle, as the report shows it."""
+
+    PENDING = 'pending'
+    IN_PROGRESS = 'in-progress'
+    HEALTHY = 'healthy'
+    SKIPPED = 'skipped'
+    TIMEOUT = 'timeout'
+    FAILED = 'failed'
+    DONE_BEFORE_RESUME = 'done-before-resume'
+
+
+class FaultKind(Word):
+    """A fault the IMDS emulator can inject."""
+
+    STATUS = 'status'
+    RESET = 'reset'
+    DELAY = 'delay'
+    GARBAGE = 'garbage'
+    EMPTY = 'empty'
+
+
+class LineStyle(Word):
+    """How ``watch`` writes its lines: JSON lines, or text for a person."""
+
+    JSON = 'json'
+    TEXT = 'text'
