@@ -219,7 +219,7 @@ def cycle_scale_set(cmd, *, resource_group_name, name, instance_ids=None,  # pyl
 
 
 def run_emulator(cmd, *, host=config.EMULATOR_HOST, port=config.EMULATOR_PORT,  # pylint: disable=unused-argument
-                 scenario=config.EMULATOR_SCENARIO, speed=1.0, vm_name=config.EMULATOR_VM_NAME,
+                 scenario=config.EMULATOR_SCENARIO, speed=config.EMULATOR_SPEED, vm_name=config.EMULATOR_VM_NAME,
                  terminate_notice=config.EMULATOR_TERMINATE_NOTICE, rate_limit=config.EMULATOR_RATE_LIMIT_PER_SECOND):
     from azure.cli.core.azclierror import FileOperationError
     from azext_scheduledevents.emulator.imds import ImdsEmulator, serve_until_stopped

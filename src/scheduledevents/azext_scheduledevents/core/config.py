@@ -188,6 +188,8 @@ class CycleSettings:  # pylint: disable=too-many-instance-attributes
 EMULATOR_HOST = '127.0.0.1'
 EMULATOR_PORT = 8169
 EMULATOR_SCENARIO = 'empty'
+# Real time; 60 turns a 15-minute notice into 15 seconds.
+EMULATOR_SPEED = 1.0
 EMULATOR_VM_NAME = 'web_0'
 EMULATOR_TERMINATE_NOTICE = 'PT5M'
 # IMDS answers 429 beyond 5 requests a second per VM.

@@ -20,7 +20,7 @@ def main(argv=None):
     parser.add_argument('--port', type=int, default=config.EMULATOR_PORT, help='port; 0: any free one')
     parser.add_argument('--scenario', default=config.EMULATOR_SCENARIO,
                         help=f'a scenario file, or one of: {", ".join(builtin_scenarios())}')
-    parser.add_argument('--speed', type=float, default=1.0, help='time compression factor')
+    parser.add_argument('--speed', type=float, default=config.EMULATOR_SPEED, help='time compression factor')
     parser.add_argument('--vm-name', default=config.EMULATOR_VM_NAME, help='compute.name of the emulated VM')
     parser.add_argument('--terminate-notice', default=config.EMULATOR_TERMINATE_NOTICE,
                         help='Terminate notice, PT5M..PT15M')

@@ -44,7 +44,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from ..core.config import EMULATOR_HOST, EMULATOR_RATE_LIMIT_PER_SECOND, EMULATOR_VM_NAME
+from ..core.config import EMULATOR_HOST, EMULATOR_RATE_LIMIT_PER_SECOND, EMULATOR_SPEED, EMULATOR_VM_NAME
 from ..core.errors import ScenarioError
 from ..core.events import ScheduledEvent, validate_event_id
 from ..core.imds import API_VERSIONS, INSTANCE_API_VERSION, INSTANCE_PATH, METADATA_HEADER, SCHEDULED_EVENTS_PATH
@@ -115,7 +115,7 @@ class ImdsEmulator:  # pylint: disable=too-many-instance-attributes
     ``clock`` and ``wall`` are injectable so timelines can be driven without sleeping.
     """
 
-    def __init__(self, *, host=EMULATOR_HOST, port=0, vm_name=EMULATOR_VM_NAME, events=(), speed=1.0,
+    def __init__(self, *, host=EMULATOR_HOST, port=0, vm_name=EMULATOR_VM_NAME, events=(), speed=EMULATOR_SPEED,
                  terminate_notice=None, rate_limit=EMULATOR_RATE_LIMIT_PER_SECOND, control_socket=None, seed=None,
                  clock=time.monotonic, wall=time.time):
         if speed <= 0:

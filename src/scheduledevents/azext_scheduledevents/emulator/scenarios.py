@@ -23,6 +23,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, replace
 
+from ..core.config import EMULATOR_SPEED
 from ..core.errors import ScenarioError
 from ..core.events import MINIMUM_NOTICE_IN_SECONDS, validate_event_id
 from ..core.vocabulary import EventType
@@ -54,7 +55,7 @@ class EventPlan:  # pylint: disable=too-many-instance-attributes
     already_started: bool = False
 
     @classmethod
-    def from_json(cls, obj, *, vm_name, speed=1.0, terminate_notice=None):
+    def from_json(cls, obj, *, vm_name, speed=EMULATOR_SPEED, terminate_notice=None):
         """Read a plan from its JSON form; ``speed`` compresses every duration of the timeline."""
         if not isinstance(obj, dict):
             raise ScenarioError('an event plan must be a JSON object')

@@ -125,6 +125,7 @@ def test_cycle_dry_run_changes_nothing(az, fleet):
     result = az_fleet(az, fleet, 'cycle', '-g', 'rg', '-n', 'pool', '--dry-run')
     assert result.returncode == 0, result
     assert result.json['order'] == ['0', '1'] and result.json['requiredScore'] == 7
+    assert result.json['action'] == 'reimage'          # the default, as a value (not az's default marker)
     assert {r['method'] for r in arm.requests()[before:]} == {'GET'}
 
 
@@ -133,8 +134,8 @@ def test_cycle_reimages_one_instance_at_a_time(az, fleet):
     _, env, _, _ = fleet
     result = az.run('scheduled-events', 'cycle', '-g', 'rg', '-n', 'pool', **env)
     assert result.returncode == 0, result
-    results = [(r['name'], r['result']) for r in result.json['instances']]
-    assert results == [('pool_0', 'healthy'), ('pool_1', 'healthy')]
+    results = [(r['name'], r['result'], r['action']) for r in result.json['instances']]
+    assert results == [('pool_0', 'healthy', 'reimage'), ('pool_1', 'healthy', 'reimage')]
     assert 'pool_0: reimage sent' in result.stderr and 'pool_1: healthy after' in result.stderr
     reimages = [r['path'] for r in arm.requests('POST') if '/pool/' in r['path']]
     assert [p.rsplit('/', 2)[-2:] for p in reimages] == [['0', 'reimage'], ['1', 'reimage']]
