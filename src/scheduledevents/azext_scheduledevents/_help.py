@@ -11,9 +11,11 @@ type: group
 short-summary: See, handle and approve Azure maintenance events (Scheduled Events) from the Instance Metadata Service.
 long-summary: >
     Azure warns a VM of upcoming maintenance (Freeze, Reboot, Redeploy, Preempt, Terminate) through the
-    Scheduled Events endpoint of IMDS, http://169.254.169.254/metadata/scheduledevents. These commands run on
-    the VM itself. To use another endpoint (such as the emulator), set
-    `az config set scheduled_events.imds_endpoint=http://127.0.0.1:8169` or the environment variable
+    Scheduled Events endpoint of IMDS, `http://169.254.169.254/metadata/scheduledevents`. These commands run on
+    the VM itself; with -g and --vmss-name (or --vm-name), list and approve run on every instance of a scale
+    set (or on a VM) through Run Command instead, and cycle reimages a scale set's instances a few at a time.
+    To use another endpoint, such as the emulator's `http://127.0.0.1:8169`, set it with
+    `az config set scheduled_events.imds_endpoint=URL` or in the environment variable
     AZURE_SCHEDULED_EVENTS_IMDS_ENDPOINT.
 """
 
@@ -24,6 +26,9 @@ long-summary: >
     Prints every event with all the fields IMDS gives, plus AffectsThisVm (this VM's compute.name is one of
     the event's Resources) and SecondsUntilNotBefore (null once the event has Started). An empty list means
     no maintenance is planned. Events that are over or canceled simply leave the document.
+    With -g and --vmss-name (or --vm-name) it reads every instance of a scale set (or one VM) through Run
+    Command instead, and prints one list, each event with its Instance; an instance that cannot be read is
+    reported on stderr and makes the command exit 1 (unless --ignore-errors).
 examples:
   - name: List the events, as a table.
     text: az scheduled-events list -o table
@@ -33,6 +38,12 @@ examples:
     text: az scheduled-events list --query "[?EventType=='Reboot' && EventStatus=='Scheduled'].EventId" -o tsv
   - name: The raw document, with DocumentIncarnation.
     text: az scheduled-events list --document
+  - name: Every instance of a scale set, through Run Command, in one table.
+    text: az scheduled-events list -g my-rg --vmss-name web -o table
+  - name: Only instances 0 and 3 of the scale set.
+    text: az scheduled-events list -g my-rg --vmss-name web --instance-ids 0 3
+  - name: A standalone VM, through Run Command.
+    text: az scheduled-events list -g my-rg --vm-name db1
 """
 
 helps['scheduled-events show'] = """
@@ -55,11 +66,17 @@ long-summary: >
     event for EVERY VM in its Resources, not only this one: for events that name several VMs, let one VM
     decide (for example the first one named). Azure may still wait for other VMs on the same host, so an
     approved event can stay Scheduled for a while.
+    With -g and --vmss-name it approves through Run Command on an instance that sees the event (one the
+    event names, or --instance-id) and prints the event's status afterwards.
 examples:
   - name: Approve an event.
     text: az scheduled-events approve --event-id C7061BAC-AFDC-4513-B24B-AA5F13A16123
   - name: Approve every Scheduled event that affects this VM.
-    text: az scheduled-events approve --event-id $(az scheduled-events list --this-vm --query "[?EventStatus=='Scheduled'].EventId" -o tsv)
+    text: |
+        ids=$(az scheduled-events list --this-vm --query "[?EventStatus=='Scheduled'].EventId" -o tsv)
+        az scheduled-events approve --event-id $ids
+  - name: Approve an event of a scale set, through Run Command on an instance that sees it.
+    text: az scheduled-events approve -g my-rg --vmss-name web --event-id C7061BAC-AFDC-4513-B24B-AA5F13A16123
 """
 
 helps['scheduled-events watch'] = """
@@ -71,34 +88,43 @@ long-summary: >
     and completed (the event left the document: finished or canceled, IMDS never says which). Each
     transition is printed as one JSON line on stdout (-o table prints text lines instead), and its
     commands run in order, each with the event as JSON on stdin and in SCHEDULED_EVENT_* variables, never
-    on a command line. By default only events whose Resources name this VM are acted on.
+    on a command line. A command's program is looked up on PATH, as a shell does, or given by its full
+    path; one that does not exist is refused when watch starts. By default only events whose Resources
+    name this VM are acted on.
     Nothing is approved unless --approve says so. With --approve after-handlers an event is approved only
     when every --on-scheduled command exited 0 within its deadline (the smaller of --handler-timeout and
     the time left before NotBefore minus --deadline-margin); a failed or timed-out command means no
-    approval, said plainly in the log. Approving releases the event for every VM in its Resources: with
-    --approver leader only the VM named first approves, so a group moves when its first member is ready,
-    at the cost of waiting for NotBefore when that VM is down.
+    approval. With approval on, every Scheduled event gets exactly one decision line, approved or
+    not-approved with its reason, whatever the reason (a policy option, a failed handler, not the leader).
+    Approving releases the event for every VM in its Resources: with --approver leader only the VM named
+    first approves, so a group moves when its first member is ready, at the cost of waiting for NotBefore
+    when that VM is down.
     A state directory records every transition, command, notification and approval before and after it
-    happens, so after a crash or a reboot nothing runs twice and nothing is missed; events that finished
+    happens. Every step runs at least once until it finished, and never again after: a command that a
+    crash cut off (it dies with the watcher) runs again when watch starts, with SCHEDULED_EVENT_ATTEMPT 2,
+    3..., unless NotBefore has passed; notifications carry a stable CloudEvents id, so a receiver can drop
+    a repeat. Nothing is missed: events that finished
     while the watcher was down get their completed transition when it starts again (the "maintenance
     finished" signal IMDS does not give). IMDS faults are retried for ever. SIGTERM or Ctrl-C lets the
-    running command finish, saves the state and exits 0. Run it as a service (--print-systemd-unit), not
-    from a one-minute timer, which can miss a 30-second Preempt.
+    running command finish, saves the state and exits 0. Run it as a service, not from a one-minute timer,
+    which can miss a 30-second Preempt: write its unit with --print-systemd-unit (see the last example),
+    then install and start it with `sudo cp scheduled-events-watch.service /etc/systemd/system/ && sudo
+    systemctl daemon-reload && sudo systemctl enable --now scheduled-events-watch`; follow it with
+    `journalctl -u scheduled-events-watch -f`. The unit keeps its state in /var/lib/scheduled-events and
+    reads secrets such as the Event Grid key from /etc/default/scheduled-events.
 examples:
   - name: Print transitions of this VM's events as JSON lines.
     text: az scheduled-events watch
-  - name: Drain before maintenance, approve only after a successful drain, undo it when maintenance is over.
-    text: az scheduled-events watch --on-scheduled "/usr/local/bin/drain --grace 20" --on-completed /usr/local/bin/undrain --approve after-handlers
-  - name: Checkpoint on Spot eviction and approve at once.
-    text: az scheduled-events watch --event-types Preempt --on-scheduled /opt/app/checkpoint --approve immediately
-  - name: Send every transition to a webhook and to a custom Event Grid topic.
-    text: SCHEDULED_EVENTS_EVENT_GRID_KEY=<key> az scheduled-events watch --webhook https://hooks.example.com/se --event-grid-topic https://mytopic.westus2-1.eventgrid.azure.net/api/events
+  - name: Drain before maintenance, approve only after a successful drain, undo it when maintenance is over (drain and undrain are your programs, on PATH).
+    text: az scheduled-events watch --on-scheduled "drain --grace 20" --on-completed undrain --approve after-handlers
+  - name: Checkpoint on Spot eviction (checkpoint is your program, on PATH) and approve at once.
+    text: az scheduled-events watch --event-types Preempt --on-scheduled checkpoint --approve immediately
+  - name: Send every transition to a webhook and to a custom Event Grid topic, whose key is in the environment variable SCHEDULED_EVENTS_EVENT_GRID_KEY.
+    text: az scheduled-events watch --webhook https://hooks.example.com/se --event-grid-topic https://mytopic.westus2-1.eventgrid.azure.net/api/events
   - name: One poll from a timer or cron job.
-    text: az scheduled-events watch --once --on-scheduled /usr/local/bin/drain --approve after-handlers
-  - name: Install as a systemd service.
-    text: |
-        az scheduled-events watch --on-scheduled /usr/local/bin/drain --approve after-handlers --print-systemd-unit | sudo tee /etc/systemd/system/scheduled-events-watch.service
-        sudo systemctl daemon-reload && sudo systemctl enable --now scheduled-events-watch
+    text: az scheduled-events watch --once --on-scheduled drain --approve after-handlers
+  - name: Write the systemd service unit of a watcher to scheduled-events-watch.service, then install it as the description says.
+    text: az scheduled-events watch --on-scheduled drain --approve after-handlers --print-systemd-unit | tee scheduled-events-watch.service
 """
 
 helps['scheduled-events cycle'] = """

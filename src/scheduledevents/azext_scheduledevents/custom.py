@@ -178,7 +178,8 @@ def _print_systemd_unit(options):
         raise FileOperationError('Cannot find the az executable to put in the unit.',
                                  'Run this with the az that the service should use, by its full path.')
     argv = [os.path.abspath(az), 'scheduled-events', 'watch',
-            *options.to_argv(state_dir=options.state_dir or config.SERVICE_STATE_DIR), '--only-show-errors']
+            *options.with_programs_resolved().to_argv(state_dir=options.state_dir or config.SERVICE_STATE_DIR),
+            '--only-show-errors']
     sys.stdout.write(render_unit(argv, stop_timeout_in_seconds=options.handler_timeout
                                  + config.SERVICE_STOP_MARGIN_IN_SECONDS))
 

@@ -20,20 +20,11 @@ from .handlers import EventGridSink, SyslogSink, WebhookSink, redact_url
 from .imds import ImdsClient
 from .log import get_logger
 from .state import StateStore
-from .vocabulary import Decision, LineStyle
+from .lines import format_text
+from .vocabulary import LineStyle
 from .watch import Watcher, wait_for_vm_name
 
 logger = get_logger(__name__)
-
-
-def format_text(line):
-    """One transition line for a person at a terminal."""
-    head = f"{line['time']}  {line['transition']:<12} {line['EventType']:<9} {line['EventId']}"
-    if line['transition'] in Decision.values():
-        return f"{head}  {line['detail']}"
-    left = line.get('SecondsUntilNotBefore')
-    when = f"NotBefore {line['NotBefore']} (in {left} s)" if left is not None else line.get('EventStatus', '')
-    return f"{head}  {when}  resources {', '.join(line.get('Resources') or [])}"
 
 
 class LinePrinter:

@@ -21,6 +21,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +34,8 @@ from .vocabulary import StepStatus
 
 logger = get_logger(__name__)
 
+# prctl(2): the signal a child gets when the thread that started it dies.
+PR_SET_PDEATHSIG = 1
 CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json; charset=utf-8'
 EVENT_TYPE_PREFIX = 'Microsoft.Compute.ScheduledEvents.'
 
@@ -57,11 +60,13 @@ def redact_url(url):
 
 
 def event_environment(line):
-    """The SCHEDULED_EVENT_* variables for a transition line."""
+    """The SCHEDULED_EVENT_* variables for a transition line (with the run's ``attempt``: 2 and up after a
+    crash cut an earlier run short)."""
     def text(value):
         return '' if value is None else str(value)
     return {
-        'SCHEDULED_EVENT_TRANSITION': line['transition'],
+        'SCHEDULED_EVENT_TRANSITION': text(line['transition']),
+        'SCHEDULED_EVENT_ATTEMPT': text(line.get('attempt', 1)),
         'SCHEDULED_EVENT_ID': line['EventId'],
         'SCHEDULED_EVENT_TYPE': text(line.get('EventType')),
         'SCHEDULED_EVENT_STATUS': text(line.get('EventStatus')),
@@ -95,15 +100,21 @@ class CommandHandler:
     def name(self):
         return os.path.basename(self.argv[0])
 
+    def resolved(self):
+        """``argv`` with the program as the absolute path PATH finds now."""
+        return (os.path.abspath(shutil.which(self.argv[0])),) + self.argv[1:]
+
     def run(self, line, *, timeout):
         """Run with the transition ``line`` on stdin; stop the process group when ``timeout`` passes."""
         started = time.monotonic()
         env = dict(os.environ, **event_environment(line))
         try:
-            # A session of its own: a Ctrl-C meant for the watcher must not cut a drain short.
-            proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            # A session of its own: a Ctrl-C meant for the watcher must not cut a drain short. But it dies
+            # with the watcher, as systemd stops a crashed unit's whole cgroup: a step is then either
+            # finished and recorded, or cut off and run again, never finished behind the watcher's back.
+            proc = subprocess.Popen(  # pylint: disable=consider-using-with,subprocess-popen-preexec-fn
                 self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=_die_with_parent())
         except OSError as ex:
             return HandlerResult(StepStatus.FAILED, None, 0.0, f'could not start: {ex.strerror or ex}')
         try:
@@ -133,6 +144,21 @@ class CommandHandler:
             except subprocess.TimeoutExpired:
                 continue
         return b''
+
+
+def _die_with_parent():
+    """A ``preexec_fn`` that asks Linux to SIGTERM the child when its parent dies; ``None`` elsewhere."""
+    if not sys.platform.startswith('linux'):
+        return None
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def set_parent_death_signal():
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)         # the watcher died before the signal was set: this run is cut off too
+    return set_parent_death_signal
 
 
 class WebhookSink:  # pylint: disable=too-few-public-methods
@@ -188,7 +214,7 @@ class EventGridSink:  # pylint: disable=too-few-public-methods
                      self.timeout)
 
 
-class SyslogSink:
+class SyslogSink:  # pylint: disable=too-few-public-methods
     """Writes each transition to the local syslog socket (the journal reads it too)."""
 
     step = 'syslog'

@@ -8,16 +8,23 @@ One file per event (``events/<EventId>.json``), so a step costs one small write 
 remembered. Each file is written atomically (a temp file in the same directory, fsync, rename, fsync of
 the directory) after every step, so a SIGKILL at any moment leaves the old file or the new one, never half
 of each. A step is written as ``begun`` before it runs; one found ``begun`` at start-up was cut off by a
-crash and is marked ``interrupted``, never run again. A file that cannot be read is moved aside and
-reported, and the watcher goes on without it rather than crash.
+crash and is marked ``interrupted``: the step runner runs it again while there is time (at least once until
+finished, never again after). A file that cannot be read is moved aside and reported, and the watcher goes
+on without it rather than crash.
+
+The store is also where the watcher's threads meet: every change to a record is made under its lock
+(``update``) and written after the lock is released, so polling never waits on a disk, and it decides
+which events have work due.
 """
 
 import fcntl
 import itertools
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Optional
 
 from .atomicfile import is_temp_file, write_atomic
 from .config import COMPLETED_RETENTION_IN_SECONDS
@@ -32,11 +39,13 @@ META_FILE = 'meta.json'
 EVENTS_DIR = 'events'
 LOCK_FILE = 'watch.lock'
 STATE_VERSION = 1
+# A step with one of these statuses has finished for good; the others (begun, interrupted) have not.
+FINAL_STATUSES = frozenset({StepStatus.OK, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.LATE})
 
 
 @dataclass
-class TransitionRecord:
-    """One transition of one event, and the progress of each step it needs (name -> status)."""
+class TransitionRecord:  # pylint: disable=too-many-instance-attributes
+    """One transition of one event, and the progress of each step it needs."""
 
     key: str
     kind: str              # a TransitionKind value
@@ -44,7 +53,11 @@ class TransitionRecord:
     detected_at: float
     emitted: bool = False
     steps: dict = field(default_factory=dict)      # step name -> StepStatus
+    attempts: dict = field(default_factory=dict)   # step name -> how many times it was begun
     done: bool = False
+
+    def finished(self, step):
+        return self.steps.get(step) in FINAL_STATUSES
 
 
 @dataclass
@@ -54,11 +67,12 @@ class EventRecord:  # pylint: disable=too-many-instance-attributes
     event_id: str
     snapshot: dict
     first_seen: float
-    ignored: str | None = None
+    ignored: Optional[str] = None
     missing_polls: int = 0
-    completed_at: float | None = None
-    approval: ApprovalState | None = None
-    approval_reason: str | None = None
+    completed_at: Optional[float] = None
+    approval: Optional[ApprovalState] = None
+    approval_reason: Optional[str] = None
+    approval_announced: bool = False     # its decision line was written
     transitions: list = field(default_factory=list)
 
     @classmethod
@@ -78,7 +92,7 @@ class EventRecord:  # pylint: disable=too-many-instance-attributes
         return [t for t in self.transitions if not t.done]
 
 
-class StateStore:
+class StateStore:  # pylint: disable=too-many-instance-attributes
     """The state directory: ``meta.json`` (which VM), ``events/``, and a lock that keeps a second watcher out.
 
         store = StateStore('/var/lib/scheduled-events')
@@ -93,6 +107,10 @@ class StateStore:
         self.vm_name = None
         self._wall = wall
         self._lock_handle = None
+        self._lock = threading.RLock()          # guards ``events`` and every record in it
+        self._write_locks = {}                  # EventId -> lock that orders the writes of its file
+        self._versions = itertools.count(1)
+        self._written = {}                      # EventId -> version last written
 
     def lock(self):
         """Take the directory for this process; raise ``StateLockedError`` if another watcher has it."""
@@ -120,7 +138,8 @@ class StateStore:
             self._lock_handle = None
 
     def load(self, *, vm_name):
-        """Read every event. Steps cut off by a crash become ``interrupted``; another VM's state is set aside."""
+        """Read every event. Steps cut off by a crash become ``interrupted`` (to run again while there is
+        time); another VM's state is set aside."""
         self.vm_name, self.events = vm_name, {}
         meta_path = os.path.join(self.directory, META_FILE)
         try:
@@ -154,34 +173,105 @@ class StateStore:
                 for step, status in transition.steps.items():
                     if status == StepStatus.BEGUN:
                         transition.steps[step] = StepStatus.INTERRUPTED
-                        logger.warning('Step %s of %s was cut off by a restart; it is not run again.', step,
-                                       transition.key)
+                        logger.warning('Step %s of %s was cut off by a restart.', step, transition.key)
         self.prune()
 
     def save(self, record):
         """Write one event's record atomically."""
-        self.write(record.event_id, self.dump(record))
+        self._write(record, only_if_kept=False)
 
-    @staticmethod
-    def dump(record):
-        """A record as bytes: taken under the caller's lock, written later outside it with ``write``."""
-        return json.dumps(asdict(record), separators=(',', ':')).encode()
+    def _write(self, record, *, only_if_kept):
+        """The bytes are taken under the lock and written outside it; a write that a newer one has overtaken
+        is skipped (the newer one holds its change), and with ``only_if_kept`` so is the write of a record
+        the store no longer keeps (a forgotten event must not come back)."""
+        path = self._path(record.event_id)
+        with self._lock:
+            if only_if_kept and self.events.get(record.event_id) is not record:
+                return
+            version = next(self._versions)
+            data = json.dumps(asdict(record), separators=(',', ':')).encode()
+            write_lock = self._write_locks.setdefault(record.event_id, threading.Lock())
+        with write_lock:
+            if version > self._written.get(record.event_id, 0):
+                write_atomic(path, data)
+                self._written[record.event_id] = version
 
-    def write(self, event_id, data):
-        write_atomic(self._path(event_id), data)
+    def update(self, record, change, *args):
+        """``change(*args)`` under the lock (it changes ``record`` or its transitions), then save the record."""
+        with self._lock:
+            change(*args)
+        self._write(record, only_if_kept=True)
+
+    def read(self, function, *args, **kwargs):
+        """``function(*args, **kwargs)`` under the lock, for a consistent look at records other threads
+        change."""
+        with self._lock:
+            return function(*args, **kwargs)
+
+    def apply(self, changes, *, now):
+        """Make one poll's ``detect.Change`` values true in memory, then on disk."""
+        touched, dropped = [], []
+        with self._lock:
+            for change in changes:
+                if change.forget:
+                    dropped.append(change.event_id)
+                else:
+                    touched.append(self._apply(change, now))
+        for record in touched:
+            self._write(record, only_if_kept=True)
+        for event_id in dropped:
+            self.forget(event_id)
+        if any(change.completed for change in changes):
+            self.prune()
+
+    def _apply(self, change, now):
+        record = self.events.get(change.event_id)
+        if change.first_seen:
+            record = EventRecord(event_id=change.event_id, snapshot=change.snapshot, first_seen=now,
+                                 ignored=change.ignored)
+            self.events[change.event_id] = record
+            if change.ignored:
+                logger.info('Ignoring event %s (%s): %s', change.event_id, change.snapshot.get('EventType'),
+                            change.ignored)
+        elif change.snapshot is not None:
+            record.snapshot = change.snapshot
+        if change.missing_polls is not None:
+            record.missing_polls = change.missing_polls
+        if change.completed:
+            record.completed_at = now
+        for transition in change.transitions:
+            record.transitions.append(TransitionRecord(key=transition.key, kind=transition.kind,
+                                                       event=transition.event.to_wire(), detected_at=now))
+        return record
+
+    def due(self):
+        """EventIds with a transition whose steps are not all done, oldest first."""
+        with self._lock:
+            return [r.event_id for r in self.events.values() if not r.ignored and r.pending()]
+
+    def next_pending(self, event_id):
+        """``(record, first transition not done)`` of one event, or ``(record, None)``."""
+        with self._lock:
+            record = self.events.get(event_id)
+            pending = record.pending() if record else []
+            return record, (pending[0] if pending else None)
 
     def forget(self, event_id):
         """Drop an event from memory and from disk."""
-        self.events.pop(event_id, None)
+        path = self._path(event_id)
+        with self._lock:
+            self.events.pop(event_id, None)
         try:
-            os.unlink(self._path(event_id))
+            os.unlink(path)
         except FileNotFoundError:
             pass
 
     def prune(self):
         """Forget finished events after the retention period."""
         horizon = self._wall() - COMPLETED_RETENTION_IN_SECONDS
-        for event_id in [k for k, r in self.events.items() if r.completed_at is not None and r.completed_at < horizon]:
+        with self._lock:
+            old = [k for k, r in self.events.items() if r.completed_at is not None and r.completed_at < horizon]
+        for event_id in old:
             self.forget(event_id)
 
     def _path(self, event_id):

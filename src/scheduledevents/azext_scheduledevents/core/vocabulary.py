@@ -71,13 +71,15 @@ class Decision(Word):
 
 
 class StepStatus(Word):
-    """A step of a transition (a command, a notification): written ``begun`` before it runs."""
+    """A step of a transition (a command, a notification): written ``begun`` before it runs; ok, failed,
+    timeout and late are final."""
 
     BEGUN = 'begun'
     OK = 'ok'
     FAILED = 'failed'
     TIMEOUT = 'timeout'
-    INTERRUPTED = 'interrupted'
+    INTERRUPTED = 'interrupted'     # cut off by a crash: runs again while there is time
+    LATE = 'late'                   # cut off by a crash, and NotBefore passed before it could run again
 
 
 class ApprovalState(Word):

@@ -205,6 +205,17 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
 
     # Back to a command line -------------------------------------------------------------------------------
 
+    def with_programs_resolved(self):
+        """The same options with each handler's program as an absolute path, as a service needs (its PATH is
+        not the shell's); ``HandlerConfigError`` for a program that is not found."""
+        import shlex
+        from .handlers import CommandHandler
+
+        def resolve(text):
+            return ' '.join(shlex.quote(arg) for arg in CommandHandler.parse(text).resolved())
+        kinds = ('on_scheduled', 'on_started', 'on_completed')
+        return replace(self, **{kind: tuple(resolve(text) for text in getattr(self, kind)) for kind in kinds})
+
     def to_argv(self, **overrides):
         """The options as arguments, defaults left out; ``overrides`` replace fields first (``state_dir=``)."""
         options = replace(self, **overrides) if overrides else self

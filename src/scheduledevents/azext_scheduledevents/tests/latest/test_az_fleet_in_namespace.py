@@ -2,8 +2,9 @@
 # Copyright (c) Microsoft Corporation. All rights reserved.
 # Licensed under the MIT License. See License.txt in the project root for license information.
 # --------------------------------------------------------------------------------------------
-"""Runs test_az_fleet.py inside a network namespace this test creates: the fake ARM, the real az and
-every simulated VM live there, with only loopback to talk on."""
+"""Runs the end-to-end modules that need a network namespace of their own inside one this test creates,
+with only loopback to talk on: test_az_fleet.py (the fake ARM, the real az and every simulated VM live
+there) and test_az_help_examples.py (every example of the help, on the fixed ports the examples name)."""
 
 import os
 import subprocess
@@ -14,16 +15,26 @@ import pytest
 
 from .conftest import require_namespaces
 
-MODULE = Path(__file__).with_name('test_az_fleet.py')
+HERE = Path(__file__).parent
+
+
+def run_in_fresh_network_namespace(module, timeout):
+    """``pytest module`` inside ``unshare -n``; every test of it must pass there, none skipped."""
+    require_namespaces()
+    done = subprocess.run(
+        ['unshare', '-n', 'sh', '-c',
+         f'ip link set lo up && exec {sys.executable} -m pytest -q -p no:cacheprovider -rfE {HERE / module}'],
+        env=dict(os.environ, SCHEDULED_EVENTS_TEST_NAMESPACE='1'), cwd=HERE.parents[3], capture_output=True,
+        text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
+    assert ' passed' in done.stdout.splitlines()[-1] and 'skipped' not in done.stdout.splitlines()[-1]
 
 
 @pytest.mark.timeout(900)
 def test_fleet_commands_end_to_end_in_a_fresh_network_namespace():
-    require_namespaces()
-    done = subprocess.run(
-        ['unshare', '-n', 'sh', '-c',
-         f'ip link set lo up && exec {sys.executable} -m pytest -q -p no:cacheprovider -rfE {MODULE}'],
-        env=dict(os.environ, SCHEDULED_EVENTS_TEST_NAMESPACE='1'), cwd=MODULE.parents[4], capture_output=True,
-        text=True, timeout=900, check=False)
-    assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
-    assert ' passed' in done.stdout.splitlines()[-1] and 'skipped' not in done.stdout.splitlines()[-1]
+    run_in_fresh_network_namespace('test_az_fleet.py', timeout=900)
+
+
+@pytest.mark.timeout(300)
+def test_help_examples_run_as_written_in_a_fresh_network_namespace():
+    run_in_fresh_network_namespace('test_az_help_examples.py', timeout=300)

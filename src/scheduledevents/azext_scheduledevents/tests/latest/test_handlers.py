@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from azext_scheduledevents.core.daemon import SinkOptions, format_text
+from azext_scheduledevents.core.daemon import SinkOptions
+from azext_scheduledevents.core.lines import format_text
 from azext_scheduledevents.core.errors import HandlerConfigError
 from azext_scheduledevents.core.handlers import CommandHandler, EventGridSink, SyslogSink, WebhookSink, redact_url
 

@@ -9,10 +9,11 @@ import time
 import pytest
 
 from azext_scheduledevents.core.approval import ApprovalPolicy
-from azext_scheduledevents.core.events import ScheduledEvent
+from azext_scheduledevents.core.detect import derive_transitions
 from azext_scheduledevents.core.errors import StateLockedError
+from azext_scheduledevents.core.events import ScheduledEvent
+from azext_scheduledevents.core.lines import format_text
 from azext_scheduledevents.core.state import EventRecord, StateStore, TransitionRecord
-from azext_scheduledevents.core.watch import derive_transitions
 from azext_scheduledevents.emulator.imds import ImdsEmulator
 
 from .test_events import EVENT
@@ -222,21 +223,78 @@ def test_restart_runs_nothing_twice_and_completes_after_reboot(emulator, recorde
     assert [t for _, t, _ in recorder.labels()] == ['scheduled', 'completed']
 
 
-def test_a_step_cut_off_by_a_crash_is_not_run_again_and_blocks_approval(emulator, recorder, tmp_path):
-    event_id, = emulator.add_events([{'EventType': 'Reboot', 'notice': 60}])
-    state = tmp_path / 'state'
+def crashed_mid_handler(emulator, state, **event):
+    """A state as a watcher killed during the scheduled handler of a new event leaves it: step begun."""
+    event_id, = emulator.add_events([dict({'EventType': 'Reboot', 'notice': 60}, **event)])
     store = StateStore(state)
     store.load(vm_name='web_0')
     snapshot = ScheduledEvent.from_wire(emulator.document()['Events'][0]).to_wire()
-    record = EventRecord(event_id=event_id, snapshot=snapshot, first_seen=time.time(), transitions=[
+    store.save(EventRecord(event_id=event_id, snapshot=snapshot, first_seen=time.time(), transitions=[
         TransitionRecord(key=f'{event_id}/scheduled', kind='scheduled', event=snapshot, detected_at=time.time(),
-                         emitted=True, steps={'command:0:env': 'begun'})])
-    store.save(record)
+                         emitted=True, steps={'command:0:env': 'begun'}, attempts={'command:0:env': 1})]))
+    return event_id
+
+
+def test_a_step_cut_off_by_a_crash_runs_again_and_then_approval_follows(emulator, recorder, tmp_path):
+    state = tmp_path / 'state'
+    event_id = crashed_mid_handler(emulator, state)
+    with WatcherThread(emulator.url, state, commands={'scheduled': [recorder.handler('drain')]},
+                       policy=ApprovalPolicy(mode='after-handlers')) as watcher:
+        watcher.wait_for(lambda: 'approved' in watcher.transitions())
+    run, = recorder.runs('start')
+    assert run['env']['SCHEDULED_EVENT_ATTEMPT'] == '2' and run['stdin']['attempt'] == 2
+    assert len(posts(emulator)) == 1 and watcher.transitions().count('approved') == 1
+    assert 'scheduled' not in watcher.transitions()             # its line was written before the crash
+    transition = read_state(state)['events'][event_id]['transitions'][0]
+    assert transition['steps'] == {'command:0:env': 'ok'} and transition['attempts'] == {'command:0:env': 2}
+
+
+def test_a_step_cut_off_after_not_before_is_late_and_blocks_approval(emulator, recorder, tmp_path):
+    state = tmp_path / 'state'
+    event_id = crashed_mid_handler(emulator, state, notice=0.5)
+    time.sleep(1.0)                                     # NotBefore passes while no watcher runs
     with WatcherThread(emulator.url, state, commands={'scheduled': [recorder.handler('drain')]},
                        policy=ApprovalPolicy(mode='after-handlers')) as watcher:
         watcher.wait_for(lambda: 'not-approved' in watcher.transitions())
     assert recorder.runs() == [] and posts(emulator) == []
-    assert read_state(state)['events'][event_id]['transitions'][0]['steps'] == {'command:0:env': 'interrupted'}
+    assert read_state(state)['events'][event_id]['transitions'][0]['steps'] == {'command:0:env': 'late'}
+    decision, = [line for line in watcher.lines if line['transition'] == 'not-approved']
+    assert 'cut off too late' in decision['detail']
+
+
+@pytest.mark.parametrize('policy, source, reason', [
+    (ApprovalPolicy(mode='after-handlers', event_types=frozenset({'Freeze'})), 'Platform', '--approve-types'),
+    (ApprovalPolicy(mode='immediately'), 'User', 'user-initiated'),
+    (ApprovalPolicy(mode='after-handlers', approver='leader'), 'Platform', 'the leader, web_3'),
+], ids=['type', 'user', 'not-leader'])
+def test_every_withheld_approval_says_why_in_one_line(emulator, tmp_path, policy, source, reason):
+    event_id, = emulator.add_events([{'EventType': 'Reboot', 'EventSource': source, 'notice': 60,
+                                      'Resources': ['web_3', 'web_0']}])
+    with WatcherThread(emulator.url, tmp_path / 'state', policy=policy) as watcher:
+        watcher.wait_for(lambda: 'not-approved' in watcher.transitions())
+        time.sleep(0.3)
+    decisions = [line for line in watcher.lines if line['transition'] in ('approved', 'not-approved')]
+    assert len(decisions) == 1 and reason in decisions[0]['detail'] and decisions[0]['EventId'] == event_id
+    assert posts(emulator) == []
+
+
+def test_no_decision_line_without_approval(emulator, tmp_path):
+    emulator.add_events([{'EventType': 'Reboot', 'notice': 60}])
+    with WatcherThread(emulator.url, tmp_path / 'state') as watcher:
+        watcher.wait_for(lambda: 'scheduled' in watcher.transitions())
+        time.sleep(0.3)
+    assert watcher.transitions() == ['scheduled']
+
+
+def test_the_completed_line_says_the_event_is_gone(emulator, tmp_path):
+    event_id, = emulator.add_events([{'EventType': 'Freeze', 'notice': 60}])
+    with WatcherThread(emulator.url, tmp_path / 'state') as watcher:
+        watcher.wait_for(lambda: 'scheduled' in watcher.transitions())
+        emulator.withdraw(event_id)
+        watcher.wait_for(lambda: 'completed' in watcher.transitions())
+    completed, = [line for line in watcher.lines if line['transition'] == 'completed']
+    assert completed['SecondsUntilNotBefore'] is None
+    assert 'left the document' in format_text(completed) and '(in ' not in format_text(completed)
 
 
 def test_a_corrupt_event_file_is_set_aside(emulator, tmp_path, caplog):
