@@ -32,6 +32,26 @@ def _state_locked(ex):
             f'scheduled-events-watch, or {holder}), or give this one its own --state-dir.')
 
 
+def _blob(ex):
+    if ex.code == errors.BlobError.NO_MANAGED_IDENTITY:
+        return ('Give the VM a managed identity (az vm identity assign -g <group> -n <vm>, or az vmss identity '
+                'assign), or name the user-assigned one by its client id.')
+    if ex.code in ('AuthenticationFailed', 'NoAuthenticationInformation', 'InvalidAuthenticationInfo'):
+        return ('The storage account refused the credential: make a new SAS (whole, not expired, with the read, '
+                'add, create, write, delete and list permissions), or use the VM\'s managed identity.')
+    if ex.status in (401, 403):
+        return ('Give the identity a data role on the storage account, such as Storage Blob Data Contributor: '
+                'az role assignment create --assignee <principal id> --role "Storage Blob Data Contributor" '
+                '--scope <storage account id>; check that the account\'s firewall lets this VM in.')
+    if ex.code == 'ContainerNotFound':
+        return 'Create the container: az storage container create --account-name <account> --name <container> ' \
+               '--auth-mode login'
+    if ex.status is None:
+        return ('Check the container URL, and that this VM reaches the storage account (DNS, firewall, '
+                'private endpoint).')
+    return 'Run the command again with --debug to see each request.'
+
+
 # Most specific first: the first class the error is an instance of decides.
 ERROR_TABLE = (
     (errors.InvalidEndpointError, azclierror.InvalidArgumentValueError,
@@ -52,6 +72,7 @@ ERROR_TABLE = (
      'Machine Contributor: az role assignment create --assignee <principal> --role "Virtual Machine '
      'Contributor" --scope <scale set or VM id>'),
     (errors.ArmError, azclierror.AzureResponseError, 'Run the command again with --debug to see the whole answer.'),
+    (errors.BlobError, azclierror.AzureResponseError, _blob),
     (errors.RunCommandOutputError, azclierror.AzureResponseError,
      'Read the instance with: az vmss run-command invoke --command-id RunShellScript --scripts '
      '"curl -sH Metadata:true http://169.254.169.254/metadata/scheduledevents?api-version=2020-07-01"'),

@@ -98,7 +98,9 @@ long-summary: >
     not-approved with its reason, whatever the reason (a policy option, a failed handler, not the leader).
     Approving releases the event for every VM in its Resources: with --approver leader only the VM named
     first approves, so a group moves when its first member is ready, at the cost of waiting for NotBefore
-    when that VM is down.
+    when that VM is down. With --approver all and --coordination-url (a Blob Storage container the group
+    shares), it is approved once, by one VM of the group, only when every VM it names is ready; one VM
+    failing means nobody approves (--wait-for-all-timeout approves with those present after a while).
     A state directory records every transition, command, notification and approval before and after it
     happens. Every step runs at least once until it finished, and never again after: a command that a
     crash cut off (it dies with the watcher) runs again when watch starts, with SCHEDULED_EVENT_ATTEMPT 2,

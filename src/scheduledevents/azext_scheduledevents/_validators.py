@@ -76,6 +76,7 @@ def validate_watch(namespace):
         options.commands()
         if not namespace.print_systemd_unit:
             options.sink_options()
+            options.coordination_container()
     for warning in options.warnings():
         logger.warning('%s', warning)
 

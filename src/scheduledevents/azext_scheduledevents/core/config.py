@@ -4,11 +4,18 @@
 # --------------------------------------------------------------------------------------------
 """Policy values with their units in their names, so a reader finds every number in one place."""
 
+from __future__ import annotations
+
 import random
+import sys
 from dataclasses import dataclass
 
 from .errors import InvalidSettingError
 from .vocabulary import CycleAction, HealthMode
+
+# Settings are frozen and taken by keyword. ``kw_only`` came in Python 3.10: on an older Python (the agent
+# runs on a VM's own, 3.8 and later) they are only frozen; every caller passes keywords all the same.
+_SETTINGS = {'frozen': True, 'kw_only': True} if sys.version_info >= (3, 10) else {'frozen': True}
 
 # IMDS's first call on a VM enables Scheduled Events and can take up to two minutes to answer.
 IMDS_DEADLINE_IN_SECONDS = 120.0
@@ -16,7 +23,7 @@ IMDS_DEADLINE_IN_SECONDS = 120.0
 IMDS_CONNECT_TIMEOUT_IN_SECONDS = 2.0
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(**_SETTINGS)
 class RetryPolicy:
     """Capped exponential backoff with jitter, within one overall deadline.
 
@@ -79,7 +86,7 @@ STATE_DIR_NAME = 'scheduled-events'
 SERVICE_STOP_MARGIN_IN_SECONDS = 30.0
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(**_SETTINGS)
 class WatchSettings:  # pylint: disable=too-many-instance-attributes
     """How ``watch`` polls and which events it acts on.
 
@@ -94,6 +101,8 @@ class WatchSettings:  # pylint: disable=too-many-instance-attributes
     handler_timeout_in_seconds: float = HANDLER_TIMEOUT_IN_SECONDS
     deadline_margin_in_seconds: float = DEADLINE_MARGIN_IN_SECONDS
     poll_deadline_in_seconds: float = WATCH_POLL_DEADLINE_IN_SECONDS
+    # --approver all: approve with the VMs present this long after the event appeared (None: wait for all).
+    wait_for_all_timeout_in_seconds: float | None = None
     once: bool = False
 
     @property
@@ -125,7 +134,7 @@ FANOUT_SLOW_POLL_AFTER_SECONDS = 60.0
 FANOUT_SLOW_POLL_IN_SECONDS = 5.0
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(**_SETTINGS)
 class FanoutSettings:
     """How a fleet command spreads over instances.
 
@@ -156,7 +165,7 @@ CYCLE_POLL_MIN_IN_SECONDS = 2.0
 CYCLE_POLL_MAX_IN_SECONDS = 10.0
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(**_SETTINGS)
 class CycleSettings:  # pylint: disable=too-many-instance-attributes
     """How ``cycle`` moves through a scale set.
 
@@ -183,6 +192,19 @@ class CycleSettings:  # pylint: disable=too-many-instance-attributes
         if not 0 < self.poll_min_in_seconds <= self.poll_max_in_seconds:
             raise InvalidSettingError('need 0 < poll_min_in_seconds <= poll_max_in_seconds')
 
+
+# Blob Storage (coordination between VMs, the blob sink). One attempt waits at most this long for an answer
+# before it is abandoned and sent again; every operation, retries included, ends within the deadline.
+BLOB_TIMEOUT_IN_SECONDS = 10.0
+BLOB_DEADLINE_IN_SECONDS = 30.0
+# Unlike IMDS, storage is reached across the network (or a private endpoint): allow a slower handshake.
+BLOB_CONNECT_TIMEOUT_IN_SECONDS = 5.0
+BLOB_RETRY_POLICY = RetryPolicy(deadline_in_seconds=BLOB_DEADLINE_IN_SECONDS,
+                                connect_timeout_in_seconds=BLOB_CONNECT_TIMEOUT_IN_SECONDS)
+# List Blobs returns at most this many names a page (the service's own maximum is 5000).
+BLOB_LIST_PAGE_SIZE = 5000
+# A managed identity's token is fetched again this long before it expires (as the Azure SDKs do).
+TOKEN_REFRESH_MARGIN_IN_SECONDS = 300.0
 
 # The IMDS emulator's defaults, as `az scheduled-events emulator` offers them.
 EMULATOR_HOST = '127.0.0.1'

@@ -16,7 +16,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from .handlers import EventGridSink, SyslogSink, WebhookSink, redact_url
+from .coordination import Coordinator
+from .handlers import BlobSink, EventGridSink, SyslogSink, WebhookSink, redact_url
 from .imds import ImdsClient
 from .log import get_logger
 from .state import StateStore
@@ -67,16 +68,19 @@ class SinkOptions:
     event_grid_topic: str | None = None
     event_grid_key: str | None = None
     syslog_socket: str | None = None
+    blob_container: object = None        # a zero-argument factory of a blob.BlobContainer
 
     def __repr__(self):
         return (f'SinkOptions(webhooks={[redact_url(u) for u in self.webhooks]}, '
                 f'event_grid_topic={self.event_grid_topic and redact_url(self.event_grid_topic)!r}, '
-                f'syslog_socket={self.syslog_socket!r})')
+                f'syslog_socket={self.syslog_socket!r}, blob={self.blob_container is not None})')
 
     def build(self, vm_name):
         sinks = [WebhookSink(url, source=f'/scheduledevents/{vm_name}') for url in self.webhooks]
         if self.event_grid_topic:
             sinks.append(EventGridSink(self.event_grid_topic, key=self.event_grid_key, vm_name=vm_name))
+        if self.blob_container is not None:
+            sinks.append(BlobSink(self.blob_container, vm_name=vm_name))
         if self.syslog_socket:
             sinks.append(SyslogSink(self.syslog_socket))
         for sink in sinks:
@@ -84,8 +88,10 @@ class SinkOptions:
         return sinks
 
 
-def run(*, endpoint, api_version, state_dir, settings, policy, commands, sink_options, emit, stop=None):
+def run(*, endpoint, api_version, state_dir, settings, policy, commands, sink_options, emit, stop=None,
+        coordination_container=None):
     """Run the watcher until SIGTERM/SIGINT (or ``stop``), or for one poll with ``settings.once``.
+    ``coordination_container`` makes the ``blob.BlobContainer`` of ``--approver all``.
 
     Returns False when, in ``once`` mode, IMDS did not answer. Raises ``StateLockedError`` when another
     watcher uses ``state_dir``.
@@ -106,8 +112,11 @@ def run(*, endpoint, api_version, state_dir, settings, policy, commands, sink_op
             store.load(vm_name=vm_name)
             logger.info('Watching Scheduled Events at %s for VM %s every %g s; state in %s', endpoint, vm_name,
                         settings.interval_in_seconds, store.directory)
+            coordinator = None if coordination_container is None else Coordinator(
+                coordination_container, vm_name=vm_name, interval_in_seconds=settings.interval_in_seconds)
             watcher = Watcher(client, store, vm_name=vm_name, client_factory=client_factory, settings=settings,
-                              policy=policy, commands=commands, sinks=sink_options.build(vm_name), emit=emit)
+                              policy=policy, commands=commands, sinks=sink_options.build(vm_name), emit=emit,
+                              coordinator=coordinator)
             return watcher.run(stop)
     finally:
         store.unlock()

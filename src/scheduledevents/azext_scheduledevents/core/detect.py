@@ -47,6 +47,12 @@ class Change:  # pylint: disable=too-many-instance-attributes
     ignored: Optional[str] = None
     forget: bool = False
 
+    @property
+    def counts_only(self):
+        """Only the count of polls that missed the event moved: nothing to act on, and nothing lost if a
+        crash forgets it (the count starts again), so it need not reach the disk at once."""
+        return not (self.snapshot or self.completed or self.transitions or self.first_seen or self.forget)
+
 
 def derive_transitions(previous, current):
     """What happened between two snapshots of one event (either may be ``None``)."""

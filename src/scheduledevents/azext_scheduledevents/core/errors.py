@@ -15,6 +15,7 @@
   + ArmError                   - Azure Resource Manager answered with an error (``status``, ``code``)
     - ArmAuthorizationError    - 401 or 403: the login may not do this
     - TargetNotFoundError      - the scale set, VM or instance ids do not exist
+  + BlobError                  - Blob Storage refused a request or gave no answer in time (``status``, ``code``)
   + RunCommandOutputError      - an instance's Run Command output is not this tool's answer (cut, too large)
   + CycleError                 - a rolling cycle stopped (``report`` says where each instance is)
     - PreflightError           - it did not start: an instance is not healthy, or too few are
@@ -90,6 +91,20 @@ class TargetNotFoundError(ArmError):
         self.resource_group = resource_group
         self.vmss_name = vmss_name
         self.vm_name = vm_name
+
+
+class BlobError(ScheduledEventsError):
+    """A Blob Storage request failed: ``status`` and the service's error ``code`` (both ``None`` when nothing
+    answered in time), for the ``container`` URL (never with its SAS). The message carries no secret."""
+
+    # ``code`` when IMDS had no token to give: no managed identity, or not the client id asked for.
+    NO_MANAGED_IDENTITY = 'NoManagedIdentity'
+
+    def __init__(self, message, *, status=None, code=None, container=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.container = container
 
 
 class RunCommandOutputError(ScheduledEventsError):

@@ -17,6 +17,8 @@ Event types and statuses stay plain strings on the event, so a type Azure adds t
 rejected; ``vocabulary.EventType`` and ``EventStatus`` name the ones this version knows.
 """
 
+from __future__ import annotations
+
 import re
 import types
 from dataclasses import dataclass, field

@@ -21,7 +21,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -34,8 +33,6 @@ from .vocabulary import StepStatus
 
 logger = get_logger(__name__)
 
-# prctl(2): the signal a child gets when the thread that started it dies.
-PR_SET_PDEATHSIG = 1
 CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json; charset=utf-8'
 EVENT_TYPE_PREFIX = 'Microsoft.Compute.ScheduledEvents.'
 
@@ -109,12 +106,11 @@ class CommandHandler:
         started = time.monotonic()
         env = dict(os.environ, **event_environment(line))
         try:
-            # A session of its own: a Ctrl-C meant for the watcher must not cut a drain short. But it dies
-            # with the watcher, as systemd stops a crashed unit's whole cgroup: a step is then either
-            # finished and recorded, or cut off and run again, never finished behind the watcher's back.
-            proc = subprocess.Popen(  # pylint: disable=consider-using-with,subprocess-popen-preexec-fn
+            # A session of its own: a Ctrl-C meant for the watcher must not cut a drain short. A crashed
+            # service's handlers die with it all the same: systemd stops the unit's whole cgroup.
+            proc = subprocess.Popen(  # pylint: disable=consider-using-with
                 self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, preexec_fn=_die_with_parent())
+                start_new_session=True)
         except OSError as ex:
             return HandlerResult(StepStatus.FAILED, None, 0.0, f'could not start: {ex.strerror or ex}')
         try:
@@ -144,21 +140,6 @@ class CommandHandler:
             except subprocess.TimeoutExpired:
                 continue
         return b''
-
-
-def _die_with_parent():
-    """A ``preexec_fn`` that asks Linux to SIGTERM the child when its parent dies; ``None`` elsewhere."""
-    if not sys.platform.startswith('linux'):
-        return None
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def set_parent_death_signal():
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:
-            os._exit(1)         # the watcher died before the signal was set: this run is cut off too
-    return set_parent_death_signal
 
 
 class WebhookSink:  # pylint: disable=too-few-public-methods
@@ -212,6 +193,29 @@ class EventGridSink:  # pylint: disable=too-few-public-methods
         }]
         return _post(self._session, self.url, body, {'aeg-sas-key': self._key, 'Content-Type': 'application/json'},
                      self.timeout)
+
+
+class BlobSink:  # pylint: disable=too-few-public-methods
+    """Writes each transition as one JSON blob named by VM, EventId and transition, so that a step run
+    again after a crash overwrites its blob rather than adding one. ``container_factory`` makes a
+    ``blob.BlobContainer`` (which retries, like the webhook)."""
+
+    step = 'blob'
+
+    def __init__(self, container_factory, *, vm_name):
+        self._container_factory = container_factory
+        self.vm_name = vm_name
+
+    def notify(self, line):
+        from .errors import BlobError
+        name = f'{self.vm_name}/{line["key"]}.json'
+        try:
+            with self._container_factory() as container:
+                container.put(name, json.dumps(line, separators=(',', ':')).encode())
+        except BlobError as ex:
+            logger.warning('Notification to Blob Storage failed: %s', ex)
+            return False
+        return True
 
 
 class SyslogSink:  # pylint: disable=too-few-public-methods

@@ -6,7 +6,7 @@
 
 It speaks plain HTTP through the standard library's ``http.client``, which never consults HTTP_PROXY or
 HTTPS_PROXY (IMDS must be reached directly) and adds no X-Forwarded-For, and costs no import time that az
-has not already paid. One connection is kept alive across calls.
+has not already paid. One connection (``transport.Connection``) is kept alive across calls.
 """
 
 import http.client
@@ -23,6 +23,8 @@ from .config import DEFAULT_RETRY_POLICY
 from .errors import (ImdsProtocolError, ImdsRejectedError, ImdsResponseError, ImdsTimeoutError,
                      ImdsUnreachableError, InvalidEndpointError)
 from .events import EventsDocument, validate_event_id
+from .times import retry_after_seconds
+from .transport import ConnectFailed, Connection, ConnectionOwner
 
 logger = get_logger(__name__)
 
@@ -34,11 +36,17 @@ METADATA_HEADER = 'Metadata'
 API_VERSIONS = ('2017-03-01', '2017-08-01', '2017-11-01', '2019-01-01', '2019-04-01', '2019-08-01', '2020-07-01')
 DEFAULT_API_VERSION = API_VERSIONS[-1]
 INSTANCE_API_VERSION = '2021-02-01'
+# A managed identity's access token (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/
+# how-to-use-vm-token): GET with ``resource`` (the token's audience) and, for a user-assigned identity, ``client_id``.
+IDENTITY_PATH = '/metadata/identity/oauth2/token'
+IDENTITY_API_VERSION = '2018-02-01'
 
 # Azure VM and scale-set instance names (``myvmss_3``): letters, digits, '.', '-' and '_'.
 _VM_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._-]{0,79}')
 # 410 while the service starts (retry for about 70 s), 429 over the rate limit, 5xx on service faults.
 _RETRIED_STATUSES = frozenset({410, 429}) | frozenset(range(500, 600))
+# The token endpoint also answers 404 while IMDS is updating; the documented advice is to retry it.
+_TOKEN_RETRIED_STATUSES = _RETRIED_STATUSES | {404}
 
 
 def parse_endpoint(endpoint):
@@ -55,8 +63,9 @@ def parse_endpoint(endpoint):
     return parts.hostname, port or 80
 
 
-class ImdsClient:  # pylint: disable=too-many-instance-attributes
-    """Reads and approves Scheduled Events, and reads this VM's instance metadata.
+class ImdsClient(ConnectionOwner):  # pylint: disable=too-many-instance-attributes
+    """Reads and approves Scheduled Events, reads this VM's instance metadata, and gets its managed
+    identity's tokens.
 
     Every call is retried on 410, 429, 5xx and dropped connections with the ``retry`` policy, within its
     deadline. A refused or timed-out connect is not retried: IMDS answers at once on every Azure VM.
@@ -75,18 +84,7 @@ class ImdsClient:  # pylint: disable=too-many-instance-attributes
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
-        self._conn = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-    def close(self):
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._conn = Connection(self._host, self._port, connect_timeout_in_seconds=retry.connect_timeout_in_seconds)
 
     def get_document(self, *, deadline_in_seconds=None):
         """GET the Scheduled Events document. Retried: a GET changes nothing."""
@@ -119,6 +117,28 @@ class ImdsClient:  # pylint: disable=too-many-instance-attributes
                                     'which is not a VM name', endpoint=self.endpoint)
         return name
 
+    def get_token(self, resource, *, client_id=None, deadline_in_seconds=None):
+        """A managed identity's access token for ``resource``: the answer's fields (``access_token``,
+        ``expires_on`` in epoch seconds, ...). Retried, 404 included: IMDS answers it while updating.
+
+        The token never appears in a log line or an error message.
+        """
+        query = {'api-version': IDENTITY_API_VERSION, 'resource': resource}
+        if client_id:
+            query['client_id'] = client_id
+        body = self._request('GET', IDENTITY_PATH, query, deadline_in_seconds=deadline_in_seconds,
+                             retried=_TOKEN_RETRIED_STATUSES)
+        try:
+            answer = json.loads(body)
+            expires_on = float(answer['expires_on'])
+        except (ValueError, TypeError, KeyError):
+            answer, expires_on = None, None
+        if not isinstance(answer, dict) or not isinstance(answer.get('access_token'), str) or expires_on is None:
+            # The body is not quoted: it may hold a token.
+            raise ImdsProtocolError(f'IMDS at {self.endpoint} answered a token request with no access_token '
+                                    'and expires_on', endpoint=self.endpoint)
+        return answer
+
     def _json(self, body):
         try:
             return json.loads(body)
@@ -126,7 +146,7 @@ class ImdsClient:  # pylint: disable=too-many-instance-attributes
             raise ImdsProtocolError(f'IMDS at {self.endpoint} answered with a body that is not JSON: '
                                     f'{body[:80]!r}', endpoint=self.endpoint) from None
 
-    def _request(self, method, path, query, payload=None, *, deadline_in_seconds=None):
+    def _request(self, method, path, query, payload=None, *, deadline_in_seconds=None, retried=_RETRIED_STATUSES):
         """One call with retries; returns the body of a 2xx answer."""
         url = f'{path}?{urlencode(query)}'
         deadline = self._clock() + (deadline_in_seconds or self.retry.deadline_in_seconds)
@@ -151,7 +171,7 @@ class ImdsClient:  # pylint: disable=too-many-instance-attributes
             else:
                 if 200 <= status < 300:
                     return body
-                if status not in _RETRIED_STATUSES:
+                if status not in retried:
                     raise self._response_error(method, path, status, reason, body)
                 failure = f'{status} {reason}'
             delay = self.retry.delay(attempt, self._rng) if retry_after is None else retry_after
@@ -164,27 +184,12 @@ class ImdsClient:  # pylint: disable=too-many-instance-attributes
 
     def _send(self, method, url, payload, headers, remaining):
         """One HTTP exchange on the kept-alive connection, opening it first if needed."""
-        if self._conn is None:
-            conn = http.client.HTTPConnection(self._host, self._port,
-                                              timeout=min(self.retry.connect_timeout_in_seconds, remaining))
-            try:
-                conn.connect()
-            except OSError as ex:
-                conn.close()
-                raise ImdsUnreachableError(f'IMDS is not reachable at {self.endpoint} ({_reason(ex)}): '
-                                           'is this an Azure VM?', endpoint=self.endpoint) from None
-            self._conn = conn
-        self._conn.sock.settimeout(remaining)
         try:
-            self._conn.request(method, url, body=payload, headers=headers)
-            response = self._conn.getresponse()
-            body = response.read()
-        except BaseException:
-            self.close()
-            raise
-        if response.will_close:
-            self.close()
-        return response.status, response.reason, _retry_after(response), body
+            answer = self._conn.exchange(method, url, payload, headers, timeout_in_seconds=remaining)
+        except ConnectFailed as ex:
+            raise ImdsUnreachableError(f'IMDS is not reachable at {self.endpoint} ({ex.reason}): '
+                                       'is this an Azure VM?', endpoint=self.endpoint) from None
+        return answer.status, answer.reason, retry_after_seconds(answer.header('Retry-After')), answer.body
 
     def _response_error(self, method, path, status, reason, body):
         detail = _error_detail(body)
@@ -196,22 +201,9 @@ class ImdsClient:  # pylint: disable=too-many-instance-attributes
                                  endpoint=self.endpoint, status=status, body=body)
 
 
-def _reason(ex):
-    if isinstance(ex, socket.timeout):
-        return 'connection timed out'
-    return ex.strerror or type(ex).__name__
-
-
-def _retry_after(response):
-    value = response.getheader('Retry-After')
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _error_detail(body):
-    """IMDS error bodies are ``{"error": "...", "newest-versions": [...]}``; say both in one line."""
+    """IMDS error bodies are ``{"error": "...", "newest-versions": [...]}`` (the token endpoint's add an
+    ``error_description``); say them in one line."""
     try:
         obj = json.loads(body)
     except ValueError:
@@ -219,6 +211,8 @@ def _error_detail(body):
     if not isinstance(obj, dict):
         return str(obj)[:200]
     detail = str(obj.get('error', obj))
+    if obj.get('error_description'):
+        detail += f': {obj["error_description"]}'
     if obj.get('newest-versions'):
         detail += f' (newest api-versions: {", ".join(map(str, obj["newest-versions"]))})'
     return detail

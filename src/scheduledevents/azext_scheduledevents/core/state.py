@@ -215,8 +215,11 @@ class StateStore:  # pylint: disable=too-many-instance-attributes
             for change in changes:
                 if change.forget:
                     dropped.append(change.event_id)
-                else:
-                    touched.append(self._apply(change, now))
+                    continue
+                record = self._apply(change, now)
+                # A poll must not wait on a disk for what it need not keep: the next write carries the count.
+                if not change.counts_only:
+                    touched.append(record)
         for record in touched:
             self._write(record, only_if_kept=True)
         for event_id in dropped:

@@ -87,6 +87,7 @@ class ApprovalState(Word):
 
     SENDING = 'sending'
     APPROVED = 'approved'
+    BY_PEER = 'by-peer'             # the group was ready and another VM of it sent the approval
     WITHHELD = 'withheld'
     NOT_SENT = 'not-sent'
     FAILED = 'failed'
@@ -105,6 +106,14 @@ class Approver(Word):
 
     SELF = 'self'
     LEADER = 'leader'
+    ALL = 'all'                     # one VM, once every VM the event names is ready
+
+
+class Outcome(Word):
+    """One VM's outcome for an event, as the group it shares the event with sees it (``--approver all``)."""
+
+    READY = 'ready'
+    FAILED = 'failed'
 
 
 class CycleAction(Word):

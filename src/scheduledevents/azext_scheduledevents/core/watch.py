@@ -34,7 +34,7 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
     """
 
     def __init__(self, client, store, *, vm_name, client_factory, settings, policy, commands, sinks, emit,
-                 wall=time.time, clock=time.monotonic):
+                 coordinator=None, wall=time.time, clock=time.monotonic):
         self._client = client
         self._store = store
         self.vm_name = vm_name
@@ -49,6 +49,7 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         self._failing_since = None
         self._outage_warned = False
         self._commands, self._sinks, self._client_factory = commands, sinks, client_factory
+        self._coordinator = coordinator
         self._runner = self._approver = None
 
     def run(self, stop):
@@ -62,7 +63,7 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
                                   vm_name=self.vm_name, emit=self._emit, stop=stop)
         self._approver = Approver(self._store, policy=self._policy, vm_name=self.vm_name,
                                   client_factory=self._client_factory, settings=self._settings, emit=self._emit,
-                                  wall=self._wall, clock=self._clock)
+                                  coordinator=self._coordinator, stop=stop, wall=self._wall, clock=self._clock)
         interval = self._settings.interval_in_seconds
         next_poll = self._clock()
         ok = False
@@ -144,7 +145,10 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
             if handlers_ok is None:
                 return
             if scheduled and self._policy.mode == ApproveMode.AFTER_HANDLERS:
-                self._approver.decide(record, handlers_ok=handlers_ok)
+                self._approver.decide(record, handlers_ok=handlers_ok,
+                                      attempt=max(transition.attempts.values(), default=1))
+            if transition.kind == TransitionKind.COMPLETED:
+                self._approver.event_over(event_id)
             self._store.update(record, setattr, transition, 'done', True)
 
     def _emit(self, line):

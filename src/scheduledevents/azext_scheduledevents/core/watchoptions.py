@@ -21,7 +21,7 @@ from .approval import ApprovalPolicy
 from .config import (DEADLINE_MARGIN_IN_SECONDS, EVENT_GRID_KEY_ENV, HANDLER_TIMEOUT_IN_SECONDS, SYSLOG_SOCKET,
                      WATCH_INTERVAL_IN_SECONDS, WatchSettings)
 from .errors import HandlerConfigError, InvalidSettingError
-from .imds import DEFAULT_API_VERSION
+from .imds import DEFAULT_API_VERSION, DEFAULT_ENDPOINT
 from .log import get_logger
 from .vocabulary import ApproveMode, Approver, EventType, TransitionKind
 
@@ -77,6 +77,12 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
     syslog: bool = _option('--syslog', 'Also write every transition to the local syslog (and so the journal).',
                            default=False, kind=FLAG)
     syslog_socket: str = _option('--syslog-socket', 'Syslog socket for --syslog.', default=SYSLOG_SOCKET)
+    blob_url: Optional[str] = _option(
+        '--blob-url', 'Blob Storage container to write every transition to, one JSON blob each, named by VM, '
+        'EventId and transition. Authenticated as --coordination-url is.')
+    blob_sas_env: Optional[str] = _option(
+        '--blob-sas-env', 'Environment variable that holds a SAS for --blob-url, instead of the managed '
+        'identity.')
     approve: ApproveMode = _option(
         '--approve', 'When to approve Scheduled events: never, after-handlers (only when every --on-scheduled '
         'command exited 0 in time), or immediately.', default=ApproveMode.NEVER, choices=ApproveMode)
@@ -87,8 +93,20 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
         '--approve-user-initiated', 'Also approve events a user started (EventSource User). By default only '
         'Platform events are approved.', default=False, kind=FLAG, aliases=('--approve-user',))
     approver: Approver = _option(
-        '--approver', 'Which VM of the Resources approves: self (this one), or leader (only the VM named first; '
-        'the others run their handlers and wait).', default=Approver.SELF, choices=Approver)
+        '--approver', 'Which VM of the Resources approves: self (this one); leader (only the VM named first; '
+        'the others run their handlers and wait); all (once every VM named is ready, one of them, through '
+        '--coordination-url).', default=Approver.SELF, choices=Approver)
+    coordination_url: Optional[str] = _option(
+        '--coordination-url', 'With --approver all: the Blob Storage container the VMs of a group share, '
+        'https://ACCOUNT.blob.core.windows.net/CONTAINER. Authenticated with the VM\'s managed identity, or a '
+        'SAS from --coordination-sas-env.')
+    coordination_sas_env: Optional[str] = _option(
+        '--coordination-sas-env', 'Environment variable that holds a SAS for --coordination-url (read, add, '
+        'create, write, delete, list), instead of the managed identity.')
+    wait_for_all_timeout: Optional[float] = _option(
+        '--wait-for-all-timeout', 'With --approver all: approve with the VMs that are ready once this many '
+        'seconds have passed since the event appeared (never later than the handler deadline), instead of '
+        'waiting for every VM named.', type_=float)
     interval: float = _option(
         '--interval', 'Seconds between polls; once a second is what the documentation recommends (Preempt gives '
         '30 s of notice).', default=WATCH_INTERVAL_IN_SECONDS, type_=float)
@@ -147,12 +165,32 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
                 object.__setattr__(self, name, word_class(getattr(self, name)))
             except ValueError:
                 raise InvalidSettingError(f'{self._flag(name)} is one of {", ".join(word_class.values())}.') from None
-        for url, name in [(u, 'webhook') for u in self.webhook] + [(self.event_grid_topic, 'event_grid_topic')]:
+        if self.wait_for_all_timeout is not None and self.wait_for_all_timeout <= 0:
+            raise InvalidSettingError('--wait-for-all-timeout must be a number of seconds greater than 0.')
+        self._check_coordination()
+        for url, name in [(u, 'webhook') for u in self.webhook] + [
+                (self.event_grid_topic, 'event_grid_topic'), (self.coordination_url, 'coordination_url'),
+                (self.blob_url, 'blob_url')]:
             if url is None:
                 continue
             parts = urlsplit(url)
             if parts.scheme not in ('http', 'https') or not parts.hostname:
                 raise InvalidSettingError(f'{self._flag(name)} must be an http(s) URL.')
+
+    def _check_coordination(self):
+        """--approver all and its options go together, and only with approval after handlers."""
+        if self.blob_sas_env and not self.blob_url:
+            raise InvalidSettingError('--blob-sas-env goes with --blob-url.')
+        if self.approver == Approver.ALL:
+            if not self.coordination_url:
+                raise InvalidSettingError('--approver all needs --coordination-url: the container the VMs share.')
+            if self.approve != ApproveMode.AFTER_HANDLERS:
+                raise InvalidSettingError('--approver all goes with --approve after-handlers: the group approves '
+                                          'when every VM\'s handlers are done.')
+            return
+        for name in ('coordination_url', 'coordination_sas_env', 'wait_for_all_timeout'):
+            if getattr(self, name) is not None:
+                raise InvalidSettingError(f'{self._flag(name)} goes with --approver all.')
 
     def warnings(self):
         """What is allowed but likely a mistake: an event type this version does not know (Azure may add
@@ -171,7 +209,8 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
             interval_in_seconds=self.interval, all_resources=self.all_resources,
             event_types=frozenset(self.event_types) if self.event_types else None,
             ignore_freeze_under_in_seconds=self.ignore_freeze_under, handler_timeout_in_seconds=self.handler_timeout,
-            deadline_margin_in_seconds=self.deadline_margin, once=self.once)
+            deadline_margin_in_seconds=self.deadline_margin, wait_for_all_timeout_in_seconds=self.wait_for_all_timeout,
+            once=self.once)
 
     def policy(self):
         return ApprovalPolicy(mode=self.approve, event_types=frozenset(self.approve_types) if self.approve_types
@@ -183,8 +222,9 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
         return {kind: [CommandHandler.parse(text) for text in getattr(self, f'on_{kind}')]
                 for kind in (TransitionKind.SCHEDULED, TransitionKind.STARTED, TransitionKind.COMPLETED)}
 
-    def sink_options(self, environ=None):
-        """Where transitions go besides stdout; the Event Grid key is read from ``environ`` (os.environ)."""
+    def sink_options(self, environ=None, *, imds_endpoint=DEFAULT_ENDPOINT):
+        """Where transitions go besides stdout; the Event Grid key and a SAS are read from ``environ``
+        (os.environ), a managed identity's token from IMDS at ``imds_endpoint``."""
         from .daemon import SinkOptions
         environ = os.environ if environ is None else environ
         key = None
@@ -195,13 +235,22 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
                                          f'{self.event_grid_key_env}.')
         if self.syslog and not os.path.exists(self.syslog_socket):
             raise HandlerConfigError(f'--syslog: no syslog socket at {self.syslog_socket}.')
+        blob = _container(self.blob_url, self.blob_sas_env, environ, imds_endpoint) if self.blob_url else None
         return SinkOptions(webhooks=self.webhook, event_grid_topic=self.event_grid_topic, event_grid_key=key,
-                           syslog_socket=self.syslog_socket if self.syslog else None)
+                           syslog_socket=self.syslog_socket if self.syslog else None, blob_container=blob)
+
+    def coordination_container(self, environ=None, *, imds_endpoint=DEFAULT_ENDPOINT):
+        """A factory of the group's ``BlobContainer`` for ``--approver all``, else ``None``."""
+        if self.approver != Approver.ALL:
+            return None
+        environ = os.environ if environ is None else environ
+        return _container(self.coordination_url, self.coordination_sas_env, environ, imds_endpoint)
 
     def check(self, environ=None):
         """Build what the watcher will need, so that a command that can never run fails before it starts."""
         self.commands()
         self.sink_options(environ)
+        self.coordination_container(environ)
 
     # Back to a command line -------------------------------------------------------------------------------
 
@@ -213,8 +262,9 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
 
         def resolve(text):
             return ' '.join(shlex.quote(arg) for arg in CommandHandler.parse(text).resolved())
-        kinds = ('on_scheduled', 'on_started', 'on_completed')
-        return replace(self, **{kind: tuple(resolve(text) for text in getattr(self, kind)) for kind in kinds})
+        return replace(self, on_scheduled=tuple(map(resolve, self.on_scheduled)),
+                       on_started=tuple(map(resolve, self.on_started)),
+                       on_completed=tuple(map(resolve, self.on_completed)))
 
     def to_argv(self, **overrides):
         """The options as arguments, defaults left out; ``overrides`` replace fields first (``state_dir=``)."""
@@ -245,3 +295,19 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
 
     def _flag(self, name):
         return self._field(name).metadata['flag']
+
+
+def _container(url, sas_env, environ, imds_endpoint):
+    """A zero-argument factory of the ``BlobContainer`` at ``url``: with the SAS in ``environ[sas_env]``, or
+    the VM's managed identity. The credential is made once and shared (it caches the token)."""
+    import functools
+    from .blob import BlobContainer, ManagedIdentityCredential, SasCredential
+    if sas_env:
+        token = environ.get(sas_env)
+        if not token:
+            raise HandlerConfigError(f'no SAS in the environment variable {sas_env}.')
+        credential = SasCredential(token)
+    else:
+        credential = ManagedIdentityCredential(imds_endpoint)
+    BlobContainer(url, credential=credential).close()       # the URL and credential are checked now
+    return functools.partial(BlobContainer, url, credential=credential)

@@ -20,12 +20,23 @@ inject faults and read the request log:
     POST   /_emulator/faults                {"kind": "status", "status": 503, "count": 2}
     DELETE /_emulator/faults                clear every fault rule
     GET    /_emulator/requests              the request log; DELETE clears it
+    POST   /_emulator/identity              {"access_token": "...", "expires_in": 3600}: the managed identity's
+                                            token; {"access_token": null} the default JWT, {"enabled": false} none
+
+The managed identity's token route, ``GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=...``
+(``Metadata: true``), answers as IMDS does: ``access_token``, ``expires_in``, ``expires_on`` and ``not_before``
+(epoch seconds, as strings), ``resource``, ``token_type``. Its default token is a JWT whose audience is the
+resource asked for and whose issuer is an Entra ID one (``https://sts.windows.net/<tenant>/``), valid for an
+hour: what Azurite's ``--oauth basic`` checks (it verifies no signature).
 
     with ImdsEmulator(vm_name='web_0') as emulator:       # port 0: any free port
         emulator.add_events([{'EventType': 'Preempt'}])
         ImdsClient(emulator.url).get_document()
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import random
 import re
@@ -47,7 +58,8 @@ from urllib.parse import parse_qs, urlsplit
 from ..core.config import EMULATOR_HOST, EMULATOR_RATE_LIMIT_PER_SECOND, EMULATOR_SPEED, EMULATOR_VM_NAME
 from ..core.errors import ScenarioError
 from ..core.events import ScheduledEvent, validate_event_id
-from ..core.imds import API_VERSIONS, INSTANCE_API_VERSION, INSTANCE_PATH, METADATA_HEADER, SCHEDULED_EVENTS_PATH
+from ..core.imds import (API_VERSIONS, IDENTITY_API_VERSION, IDENTITY_PATH, INSTANCE_API_VERSION, INSTANCE_PATH,
+                         METADATA_HEADER, SCHEDULED_EVENTS_PATH)
 from ..core.log import get_logger
 from ..core.vocabulary import EventStatus, FaultKind
 from .scenarios import EventPlan, load_scenario
@@ -57,6 +69,11 @@ logger = get_logger(__name__)
 CONTROL_PREFIX = '/_emulator'
 INSTANCE_API_VERSIONS = ('2017-04-02', '2017-08-01', '2017-12-01', '2018-10-01', '2019-03-11', '2019-06-01',
                          '2019-08-15', '2020-06-01', '2020-09-01', INSTANCE_API_VERSION, '2021-12-13', '2023-07-01')
+
+IDENTITY_API_VERSIONS = (IDENTITY_API_VERSION, '2019-08-01')
+EMULATOR_TENANT_ID = '72f988bf-86f1-41af-91ab-2d7cd011db47'
+TOKEN_LIFETIME_IN_SECONDS = 3600
+_FAULT_PATHS = ('any', 'scheduledevents', 'instance', 'identity')
 
 _BAD_API_VERSION = ('Bad request. api-version is invalid or was not specified in the request. '
                     'For more information refer to aka.ms/azureimds')
@@ -87,8 +104,8 @@ class FaultRule:  # pylint: disable=too-many-instance-attributes
         if unknown:
             raise ScenarioError(f'unknown fault fields: {", ".join(sorted(unknown))}')
         rule = cls(**dict(obj, kind=FaultKind(obj['kind'])))
-        if rule.path not in ('any', 'scheduledevents', 'instance') or rule.method not in ('any', 'GET', 'POST'):
-            raise ScenarioError('path is any|scheduledevents|instance and method is any|GET|POST')
+        if rule.path not in _FAULT_PATHS or rule.method not in ('any', 'GET', 'POST'):
+            raise ScenarioError('path is any|scheduledevents|instance|identity and method is any|GET|POST')
         if not 0 <= rule.probability <= 1 or (rule.count is not None and rule.count < 1):
             raise ScenarioError('probability is within 0..1 and count is at least 1')
         return rule
@@ -117,6 +134,7 @@ class ImdsEmulator:  # pylint: disable=too-many-instance-attributes
 
     def __init__(self, *, host=EMULATOR_HOST, port=0, vm_name=EMULATOR_VM_NAME, events=(), speed=EMULATOR_SPEED,
                  terminate_notice=None, rate_limit=EMULATOR_RATE_LIMIT_PER_SECOND, control_socket=None, seed=None,
+                 identity_token=None, identity_expires_in=TOKEN_LIFETIME_IN_SECONDS,
                  clock=time.monotonic, wall=time.time):
         if speed <= 0:
             raise ScenarioError('speed must be greater than 0')
@@ -135,6 +153,8 @@ class ImdsEmulator:  # pylint: disable=too-many-instance-attributes
         self._log = deque(maxlen=20000)
         self._tokens = float(rate_limit)
         self._tokens_at = clock()
+        self._identity = {'enabled': True, 'access_token': identity_token, 'expires_in': identity_expires_in}
+        self._signing_key = os.urandom(32)
         self.add_events(events)
         self._server = ThreadingHTTPServer((host, port), _Handler)
         self._servers = [self._server]
@@ -337,6 +357,44 @@ class ImdsEmulator:  # pylint: disable=too-many-instance-attributes
         with self._lock:
             self._log.append(entry)
 
+    # Managed identity -----------------------------------------------------------------------------------
+
+    def set_identity(self, *, access_token=None, expires_in=TOKEN_LIFETIME_IN_SECONDS, enabled=True):
+        """The token the identity route serves: ``access_token`` (``None``: a fresh default JWT on each
+        request), valid ``expires_in`` seconds; ``enabled=False`` answers as a VM without an identity."""
+        if not isinstance(expires_in, (int, float)) or expires_in <= 0:
+            raise ScenarioError('expires_in is a number of seconds above 0')
+        if access_token is not None and not isinstance(access_token, str):
+            raise ScenarioError('access_token is a string, or null for the default JWT')
+        with self._lock:
+            self._identity = {'enabled': bool(enabled), 'access_token': access_token, 'expires_in': expires_in}
+
+    def identity_token(self, resource, client_id=None):
+        """The token answer for ``resource``, or ``None`` when the VM has no identity."""
+        with self._lock:
+            identity = dict(self._identity)
+        if not identity['enabled']:
+            return None
+        now = int(self._wall())
+        expires_on = now + int(identity['expires_in'])
+        token = identity['access_token'] or self._jwt(resource, client_id, now, expires_on)
+        lifetime = str(expires_on - now)
+        return {'access_token': token, 'client_id': client_id or _emulated_guid('client', self.vm_name),
+                'expires_in': lifetime, 'expires_on': str(expires_on), 'ext_expires_in': lifetime,
+                'not_before': str(now), 'resource': resource, 'token_type': 'Bearer'}
+
+    def _jwt(self, resource, client_id, now, expires_on):
+        """A JWT shaped like Entra ID's, signed with this emulator's own key (nobody else can check it)."""
+        app_id = client_id or _emulated_guid('client', self.vm_name)
+        claims = {'aud': resource, 'iss': f'https://sts.windows.net/{EMULATOR_TENANT_ID}/', 'iat': now, 'nbf': now,
+                  'exp': expires_on, 'appid': app_id, 'appidacr': '2', 'idtyp': 'app',
+                  'oid': _emulated_guid('object', self.vm_name), 'sub': _emulated_guid('object', self.vm_name),
+                  'tid': EMULATOR_TENANT_ID, 'uti': uuid.uuid4().hex, 'ver': '1.0'}
+        signing_input = _b64url(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode()) + '.' + _b64url(
+            json.dumps(claims, separators=(',', ':')).encode())
+        signature = hmac.new(self._signing_key, signing_input.encode(), hashlib.sha256).digest()
+        return signing_input + '.' + _b64url(signature)
+
     def instance_metadata(self):
         scale_set = re.match(r'^(.+)_(\d+)$', self.vm_name)
         resource = (f'virtualMachineScaleSets/{scale_set.group(1)}/virtualMachines/{scale_set.group(2)}'
@@ -354,6 +412,14 @@ class ImdsEmulator:  # pylint: disable=too-many-instance-attributes
             },
             'network': {'interface': []},
         }
+
+
+def _emulated_guid(kind, vm_name):
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f'scheduled-events-emulator:{kind}:{vm_name}'))
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b'=').decode()
 
 
 def _same_id(a, b):
@@ -410,6 +476,8 @@ class _Handler(BaseHTTPRequestHandler):
             path_kind, methods = 'scheduledevents', ('GET', 'POST')
         elif path == INSTANCE_PATH or path.startswith(INSTANCE_PATH + '/'):
             path_kind, methods = 'instance', ('GET',)
+        elif path == IDENTITY_PATH:
+            path_kind, methods = 'identity', ('GET',)
         else:
             return self._send(404, {'error': 'Not found'})
         if method not in methods:
@@ -434,13 +502,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get('X-Forwarded-For') is not None:
             return self._send(400, {'error': 'Bad request. X-Forwarded-For header is not allowed'})
         if self.headers.get(METADATA_HEADER) != 'true':
+            if path_kind == 'identity':
+                return self._send(400, {'error': 'invalid_request',
+                                        'error_description': 'Required metadata header not specified'})
             return self._send(400, {'error': 'Bad request. Required metadata header not specified'})
-        versions = API_VERSIONS if path_kind == 'scheduledevents' else INSTANCE_API_VERSIONS
+        versions = {'scheduledevents': API_VERSIONS, 'instance': INSTANCE_API_VERSIONS,
+                    'identity': IDENTITY_API_VERSIONS}[path_kind]
         api_version = query.get('api-version')
         if api_version not in versions:
             return self._send(400, {'error': _BAD_API_VERSION, 'newest-versions': list(reversed(versions))[:3]})
         if path_kind == 'instance':
             return self._instance(path, query)
+        if path_kind == 'identity':
+            return self._identity(query)
         if method == 'POST':
             ids = _start_requests(body)
             if ids is None:
@@ -448,6 +522,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.emulator.approve(ids)
             return self._send_raw(200, b'', 'application/json')
         return self._send(200, self.emulator.document(api_version))
+
+    def _identity(self, query):
+        if not query.get('resource'):
+            return self._send(400, {'error': 'invalid_request',
+                                    'error_description': 'Required audience parameter not specified'})
+        answer = self.emulator.identity_token(query['resource'], query.get('client_id'))
+        if answer is None:
+            return self._send(400, {'error': 'invalid_request', 'error_description': 'Identity not found'})
+        return self._send(200, answer)
 
     def _instance(self, path, query):
         node = self.emulator.instance_metadata()
@@ -485,6 +568,12 @@ class _Handler(BaseHTTPRequestHandler):
             if (method, path) == ('DELETE', '/faults'):
                 emulator.clear_faults()
                 return self._send(200, {'faults': []})
+            if (method, path) == ('POST', '/identity'):
+                unknown = set(payload) - {'access_token', 'expires_in', 'enabled'}
+                if unknown:
+                    raise ScenarioError(f'unknown identity fields: {", ".join(sorted(unknown))}')
+                emulator.set_identity(**payload)
+                return self._send(200, {'enabled': payload.get('enabled', True)})
             if (method, path) == ('GET', '/requests'):
                 return self._send(200, {'requests': emulator.requests()})
             if (method, path) == ('DELETE', '/requests'):

@@ -152,3 +152,35 @@ def az(tmp_path_factory, netguard_log):
     cli = build_and_add_extension(tmp_path_factory.mktemp('az'))
     cli.env[netguard.LOG_ENV] = str(netguard_log)
     return cli
+
+
+def require_azurite():
+    """The Blob Storage tests need Azurite (scripts/bootstrap installs it); CI has it."""
+    from . import azurite
+    reason = azurite.unavailable()
+    if reason:
+        if os.environ.get('CI'):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope='session')
+def azurite_blob(tmp_path_factory):
+    """Azurite's blob service over http on a free loopback port: ``.url``, ``.create_container(name)``,
+    ``.container_sas(name)``, ``.account_sas()``."""
+    require_azurite()
+    from .azurite import Azurite
+    with Azurite(tmp_path_factory.mktemp('azurite')) as server:
+        yield server
+
+
+@pytest.fixture(scope='session')
+def azurite_blob_https(tmp_path_factory):
+    """The same over https (a throwaway CA: ``.certificates.ca``) with ``--oauth basic``, which takes the
+    IMDS emulator's managed-identity tokens."""
+    require_azurite()
+    from .azurite import Azurite
+    from .fakearm.tls import make_certificates
+    folder = tmp_path_factory.mktemp('azurite-https')
+    with Azurite(folder, certificates=make_certificates(folder / 'tls')) as server:
+        yield server

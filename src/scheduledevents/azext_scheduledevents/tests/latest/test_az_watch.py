@@ -6,12 +6,9 @@
 
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
-import time
-from collections import Counter
 
 import pytest
 
@@ -83,39 +80,6 @@ def test_sigterm_lets_the_running_handler_finish_and_starts_no_other(az, emulato
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert [run['argv'][0] for run in recorder.runs('start')] == ['first', 'second']
-
-
-def test_sigkill_and_restart_never_miss_and_finish_each_handler_once(az, emulator, tmp_path):
-    recorder = Recorder.create(tmp_path)
-    state = str(tmp_path / 'state')
-    ids = emulator.add_events([{'EventType': 'Reboot', 'at': i * 1.5, 'notice': 3, 'runs_for': 2}
-                               for i in range(6)])
-    args = watch_args(recorder, '--state-dir', state, sleep=0.3)
-    rng = random.Random(3)
-    kills = 0
-    stop_killing = time.monotonic() + 12
-    while time.monotonic() < stop_killing:
-        proc = az.popen(*args, **{ENDPOINT: emulator.url})
-        time.sleep(rng.uniform(0.6, 1.6))
-        proc.kill()
-        proc.wait()
-        kills += 1
-    proc = az.popen(*args, **{ENDPOINT: emulator.url})
-    try:
-        wait_until(lambda: all(read_state(state)['events'].get(i, {}).get('completed_at')
-                               and all(t['done'] for t in read_state(state)['events'][i]['transitions'])
-                               for i in ids), timeout=60)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    ends = Counter((run['transition'], run['id']) for run in recorder.runs('end'))
-    records = read_state(state)['events']
-    assert kills >= 6
-    # Every handler finished exactly once: a run the kill cut off (it dies with the watcher) ran again.
-    assert ends == Counter({(kind, i): 1 for i in ids for kind in ('scheduled', 'started', 'completed')}), records
-    for event_id in ids:                                                 # no transition missed
-        kinds = [t['kind'] for t in records[event_id]['transitions']]
-        assert kinds == ['scheduled', 'started', 'completed'], records[event_id]
 
 
 @pytest.mark.parametrize('verbosity', ['--verbose', '--debug'])
@@ -193,7 +157,7 @@ def test_systemd_unit_verifies(az, tmp_path):
 def test_a_reader_that_never_reads_stdout_does_not_stall_the_watcher(az, emulator, tmp_path):
     recorder = Recorder.create(tmp_path)
     # 60 events x 3 transitions of ~500-byte lines: more than a pipe's 64 KiB buffer.
-    ids = emulator.add_events([{'EventType': 'Freeze', 'at': i * 0.1, 'notice': 0.5, 'runs_for': 0.3,
+    ids = emulator.add_events([{'EventType': 'Freeze', 'at': i * 0.1, 'notice': 0.5, 'runs_for': 1.0,
                                 'Description': 'x' * 200} for i in range(60)])
     proc = az.popen(*watch_args(recorder, '--state-dir', str(tmp_path / 'state')), **{ENDPOINT: emulator.url})
     try:

@@ -70,7 +70,8 @@ class Recorder:
 class WatcherThread:
     """``daemon.run`` on a thread, the way ``az scheduled-events watch`` runs it, with lines kept in a list."""
 
-    def __init__(self, endpoint, state_dir, *, commands=None, policy=None, sinks=None, **settings):
+    def __init__(self, endpoint, state_dir, *, commands=None, policy=None, sinks=None, coordination=None,
+                 **settings):
         settings.setdefault('interval_in_seconds', 0.05)
         self.lines = []
         self.stop = threading.Event()
@@ -78,7 +79,7 @@ class WatcherThread:
         self._kwargs = dict(endpoint=endpoint, api_version='2020-07-01', state_dir=str(state_dir),
                             settings=WatchSettings(**settings), policy=policy or ApprovalPolicy(),
                             commands=commands or {}, sink_options=sinks or daemon.SinkOptions(),
-                            emit=self.lines.append, stop=self.stop)
+                            emit=self.lines.append, stop=self.stop, coordination_container=coordination)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
