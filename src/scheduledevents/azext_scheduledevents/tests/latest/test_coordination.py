@@ -48,11 +48,11 @@ def test_group_verdict(outcomes, now, timeout, expected):
 class Group:
     """Three emulated VMs with one shared event; an approval on one starts the event on every one."""
 
-    def __init__(self, notice=60):
+    def __init__(self, notice=60, event_id=EVENT_ID):
         self.emulators = {}
         for vm in VMS:
             emulator = ImdsEmulator(vm_name=vm, rate_limit=0, events=[{
-                'EventType': 'Reboot', 'EventId': EVENT_ID, 'notice': notice, 'Resources': list(VMS)}])
+                'EventType': 'Reboot', 'EventId': event_id, 'notice': notice, 'Resources': list(VMS)}])
             self.emulators[vm] = emulator
             emulator.approve = functools.partial(self._approve_everywhere, emulator.approve)
 
