@@ -109,7 +109,16 @@ def test_webhook_and_event_grid_through_az_without_secrets_in_logs(az, emulator,
     (('--event-grid-topic', 'https://t.example/api/events'), 'SCHEDULED_EVENTS_EVENT_GRID_KEY'),
     (('--webhook', 'ftp://x'), '--webhook'),
     (('--approve', 'sometimes'), 'sometimes'),
-], ids=['missing-handler', 'interval', 'grid-key', 'webhook-scheme', 'approve-mode'])
+    (('--approve', 'after-handlers', '--approver', 'all'), '--approver all needs --coordination-url'),
+    (('--approver', 'all', '--coordination-url', 'https://a.blob.core.windows.net/c'),
+     'goes with --approve after-handlers'),
+    (('--wait-for-all-timeout', '30'), '--wait-for-all-timeout goes with --approver all'),
+    (('--approve', 'after-handlers', '--approver', 'all', '--coordination-url', 'https://a.blob.core.windows.net/c',
+      '--coordination-sas-env', 'NO_SUCH_SAS_VARIABLE'), 'NO_SUCH_SAS_VARIABLE'),
+    (('--blob-url', 'http://a.blob.core.windows.net/c'), 'https only'),
+    (('--blob-sas-env', 'SAS'), '--blob-sas-env goes with --blob-url'),
+], ids=['missing-handler', 'interval', 'grid-key', 'webhook-scheme', 'approve-mode', 'all-without-container',
+        'all-without-after-handlers', 'timeout-without-all', 'sas-missing', 'identity-over-http', 'sas-without-url'])
 def test_watch_refuses_bad_input(az, emulator, tmp_path, args, message):
     result = az.run('scheduled-events', 'watch', '--once', '--only-show-errors', '--state-dir',
                     str(tmp_path / 'state'), *args, **{ENDPOINT: emulator.url})
@@ -130,6 +139,18 @@ def test_second_watcher_on_the_same_state_is_refused(az, emulator, tmp_path):
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=30)
     assert second.returncode != 0 and 'another watcher' in second.stderr
+
+
+def test_systemd_unit_of_a_group_member_carries_the_options_and_no_secret(az):
+    result = az.run('scheduled-events', 'watch', '--on-scheduled', 'true', '--approve', 'after-handlers',
+                    '--approver', 'all', '--coordination-url', 'https://acct.blob.core.windows.net/group',
+                    '--coordination-sas-env', 'GROUP_SAS', '--wait-for-all-timeout', '120', '--print-systemd-unit',
+                    GROUP_SAS='sv=2023-11-03&sig=TOPSECRET')
+    assert result.returncode == 0, result
+    exec_start = next(line for line in result.stdout.splitlines() if line.startswith('ExecStart='))
+    assert ('--approver all --coordination-url https://acct.blob.core.windows.net/group --coordination-sas-env '
+            'GROUP_SAS --wait-for-all-timeout 120') in exec_start
+    assert 'TOPSECRET' not in result.stdout + result.stderr
 
 
 def test_systemd_unit_verifies(az, tmp_path):
