@@ -103,7 +103,7 @@ long-summary: >
     failing means nobody approves (--wait-for-all-timeout approves with those present after a while).
     A state directory records every transition, command, notification and approval before and after it
     happens. Every step runs at least once until it finished, and never again after: a command that a
-    crash cut off (it dies with the watcher) runs again when watch starts, with SCHEDULED_EVENT_ATTEMPT 2,
+    crash cut off (systemd stops a crashed unit's handlers with it) runs again when watch starts, with SCHEDULED_EVENT_ATTEMPT 2,
     3..., unless NotBefore has passed; notifications carry a stable CloudEvents id, so a receiver can drop
     a repeat. Nothing is missed: events that finished
     while the watcher was down get their completed transition when it starts again (the "maintenance
