@@ -32,6 +32,7 @@ from .vocabulary import ApprovalState, Approver as ApproverKind, Decision, Outco
 
 logger = get_logger(__name__)
 
+HANDLERS_FAILED = 'a scheduled handler failed, timed out or was cut off too late to run again'
 _FINAL = (ApprovalState.APPROVED, ApprovalState.BY_PEER, ApprovalState.WITHHELD, ApprovalState.NOT_SENT,
           ApprovalState.FAILED)
 
@@ -68,12 +69,9 @@ class Approver:  # pylint: disable=too-many-instance-attributes,too-few-public-m
             self._settle(record, ApprovalState.WITHHELD, reason, quiet=True)
             return
         if not handlers_ok:
-            self._settle(record, ApprovalState.WITHHELD,
-                         'a scheduled handler failed, timed out or was cut off too late to run again')
+            self._settle(record, ApprovalState.WITHHELD, HANDLERS_FAILED)
             return
-        self._store.update(record, _set_approval, record, ApprovalState.SENDING, None)
-        state, detail = self._send(event)
-        self._settle(record, state, detail)
+        self._approve(record, event)
 
     def _decide_with_group(self, record, event, *, handlers_ok, attempt):
         """Report this VM's outcome, wait for the group's verdict, and approve if this VM's claim wins."""
@@ -82,8 +80,8 @@ class Approver:  # pylint: disable=too-many-instance-attributes,too-few-public-m
         try:
             self._coordinator.report(event.event_id, Outcome.READY if ready else Outcome.FAILED, attempt=attempt)
             if not ready:
-                self._settle(record, ApprovalState.WITHHELD, reason or 'a scheduled handler failed, timed out or '
-                             'was cut off too late to run again; the group will not approve', quiet=bool(reason))
+                self._settle(record, ApprovalState.WITHHELD, reason or f'{HANDLERS_FAILED}; the group will not approve',
+                             quiet=bool(reason))
                 return
             verdict = self._coordinator.wait(event, first_seen=record.first_seen, settings=self._settings,
                                              stop=self._stop)
@@ -100,9 +98,16 @@ class Approver:  # pylint: disable=too-many-instance-attributes,too-few-public-m
         if not won:
             self._settle(record, ApprovalState.BY_PEER, f'{verdict.reason}; {holder} sends the approval')
             return
+        self._approve(record, event, because=verdict.reason)
+
+    def _approve(self, record, event, *, because=None):
+        """Send the approval (saved as sending first, so a restart sends it again) and settle the outcome;
+        ``because`` goes before the detail of an approval that was sent."""
         self._store.update(record, _set_approval, record, ApprovalState.SENDING, None)
         state, detail = self._send(event)
-        self._settle(record, state, f'{verdict.reason}; {detail}' if state == ApprovalState.APPROVED else detail)
+        if because and state == ApprovalState.APPROVED:
+            detail = f'{because}; {detail}'
+        self._settle(record, state, detail)
 
     def event_over(self, event_id):
         """The event completed: its group records go (``--approver all``)."""
