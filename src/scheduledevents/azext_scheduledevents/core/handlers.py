@@ -115,7 +115,10 @@ class CommandHandler:
             return HandlerResult(StepStatus.FAILED, None, 0.0, f'could not start: {ex.strerror or ex}')
         try:
             output, _ = proc.communicate(json.dumps(line).encode(), timeout=max(timeout, 0.001))
-            status = StepStatus.OK if proc.returncode == 0 else StepStatus.FAILED
+            # Killed by a signal it was not sent by us (the watcher's own stop, the OOM killer): it did not
+            # finish, so the step is cut off and runs again, as after a crash.
+            status = (StepStatus.OK if proc.returncode == 0 else
+                      StepStatus.INTERRUPTED if proc.returncode < 0 else StepStatus.FAILED)
         except subprocess.TimeoutExpired:
             output = self._stop(proc)
             status = StepStatus.TIMEOUT
@@ -124,6 +127,7 @@ class CommandHandler:
         if tail:
             logger.info('Handler %s output:\n%s', self.name, tail)
         detail = {StepStatus.OK: 'exited 0', StepStatus.FAILED: f'exited {proc.returncode}',
+                  StepStatus.INTERRUPTED: f'was killed by signal {-(proc.returncode or 0)}',
                   StepStatus.TIMEOUT: f'did not finish within {timeout:.1f} s'}[status]
         return HandlerResult(status, proc.returncode, seconds, detail)
 

@@ -178,7 +178,7 @@ def test_systemd_unit_verifies(az, tmp_path):
 def test_a_reader_that_never_reads_stdout_does_not_stall_the_watcher(az, emulator, tmp_path):
     recorder = Recorder.create(tmp_path)
     # 60 events x 3 transitions of ~500-byte lines: more than a pipe's 64 KiB buffer.
-    ids = emulator.add_events([{'EventType': 'Freeze', 'at': i * 0.1, 'notice': 0.5, 'runs_for': 1.0,
+    ids = emulator.add_events([{'EventType': 'Freeze', 'at': i * 0.1, 'notice': 3, 'runs_for': 1.0,
                                 'Description': 'x' * 200} for i in range(60)])
     proc = az.popen(*watch_args(recorder, '--state-dir', str(tmp_path / 'state')), **{ENDPOINT: emulator.url})
     try:
