@@ -42,7 +42,7 @@ class Approver:  # pylint: disable=too-many-instance-attributes,too-few-public-m
     between threads), under ``policy``; ``emit`` takes the decision lines."""
 
     def __init__(self, store, *, policy, vm_name, client_factory, settings, emit, coordinator=None, stop=None,
-                 wall=time.time, clock=time.monotonic, sleep=time.sleep):
+                 wall=time.time, clock=time.monotonic, sleep=time.sleep, now=None):
         self._store = store
         self._coordinator = coordinator
         self._stop = stop
@@ -52,6 +52,7 @@ class Approver:  # pylint: disable=too-many-instance-attributes,too-few-public-m
         self._settings = settings
         self._emit = emit
         self._wall, self._clock, self._sleep = wall, clock, sleep
+        self._now = now or (lambda: datetime.fromtimestamp(wall(), timezone.utc))
 
     def decide(self, record, *, handlers_ok, attempt=1):
         """Decide on the event of ``record`` once; ``handlers_ok`` is the outcome of its scheduled handlers
@@ -121,7 +122,7 @@ class Approver:  # pylint: disable=too-many-instance-attributes,too-few-public-m
     def _send(self, event):
         """Approve ``event``, retrying IMDS faults until NotBefore (at least one poll deadline) ->
         (ApprovalState, detail)."""
-        left = event.seconds_until_not_before(datetime.now(timezone.utc)) or 0
+        left = event.seconds_until_not_before(self._now()) or 0
         give_up_at = self._clock() + max(self._settings.poll_deadline_in_seconds, left)
         attempt = 0
         while True:

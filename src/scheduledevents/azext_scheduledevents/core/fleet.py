@@ -159,7 +159,7 @@ class Fleet:
         return InstanceResult(result.target, result.vm_name, result.document, result.error, self._clock() - started)
 
     def _begin(self, target, parameters):
-        polling = _scheduled_polling(self.settings)
+        polling = _scheduled_polling(self.settings, self._clock)
         if target.instance_id is None:
             return self._compute.virtual_machines.begin_run_command(
                 self.resource_group, target.name, parameters, polling=polling)
@@ -182,19 +182,19 @@ class Fleet:
         return InstanceResult(target, vm_name=vm_name.strip() if name_status == 200 else None, document=document)
 
 
-def _scheduled_polling(settings):
+def _scheduled_polling(settings, clock):
     """ARM polling that follows ``settings.poll_delay`` (a Retry-After from Compute still wins), with the
     final result read from the Location URL, as the SDK does for Run Command."""
     from azure.mgmt.core.polling.arm_polling import ARMPolling
 
     class ScheduledPolling(ARMPolling):
         def initialize(self, *args, **kwargs):
-            self._started = time.monotonic()  # pylint: disable=attribute-defined-outside-init
+            self._started = clock()  # pylint: disable=attribute-defined-outside-init
             super().initialize(*args, **kwargs)
 
         def _extract_delay(self):
             retry_after = retry_after_seconds(self._pipeline_response.http_response.headers.get('Retry-After'))
-            return retry_after or settings.poll_delay(time.monotonic() - self._started)
+            return retry_after or settings.poll_delay(clock() - self._started)
 
     return ScheduledPolling(settings.poll_interval_in_seconds, lro_options={'final-state-via': 'location'})
 

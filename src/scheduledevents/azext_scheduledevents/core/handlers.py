@@ -101,9 +101,9 @@ class CommandHandler:
         """``argv`` with the program as the absolute path PATH finds now."""
         return (os.path.abspath(shutil.which(self.argv[0])),) + self.argv[1:]
 
-    def run(self, line, *, timeout):
+    def run(self, line, *, timeout, clock=time.monotonic):
         """Run with the transition ``line`` on stdin; stop the process group when ``timeout`` passes."""
-        started = time.monotonic()
+        started = clock()
         env = dict(os.environ, **event_environment(line))
         try:
             # A session of its own: a Ctrl-C meant for the watcher must not cut a drain short. A crashed
@@ -122,7 +122,7 @@ class CommandHandler:
         except subprocess.TimeoutExpired:
             output = self._stop(proc)
             status = StepStatus.TIMEOUT
-        seconds = time.monotonic() - started
+        seconds = clock() - started
         tail = (output or b'')[-HANDLER_OUTPUT_TAIL_IN_BYTES:].decode('utf-8', 'replace').rstrip()
         if tail:
             logger.info('Handler %s output:\n%s', self.name, tail)

@@ -13,8 +13,8 @@ finished, never again after). A file that cannot be read is moved aside and repo
 on without it rather than crash.
 
 The store is also where the watcher's threads meet: every change to a record is made under its lock
-(``update``) and written after the lock is released, so polling never waits on a disk, and it decides
-which events have work due.
+(``update``) and written after the lock is released, by one thread per file at a time, so no disk is
+touched under the lock and polling never waits on one; and it decides which events have work due.
 """
 
 import fcntl
@@ -107,10 +107,12 @@ class StateStore:  # pylint: disable=too-many-instance-attributes
         self.vm_name = None
         self._wall = wall
         self._lock_handle = None
-        self._lock = threading.RLock()          # guards ``events`` and every record in it
-        self._write_locks = {}                  # EventId -> lock that orders the writes of its file
+        self._lock = threading.RLock()          # guards ``events``, every record in it, and the three below
+        self._turn = threading.Condition(self._lock)
+        self._pending = {}                      # EventId -> (version, bytes, or None to delete) not yet on disk
+        self._writing = set()                   # EventIds whose file a thread is writing now
+        self._written = {}                      # EventId -> version last on disk
         self._versions = itertools.count(1)
-        self._written = {}                      # EventId -> version last written
 
     def lock(self):
         """Take the directory for this process; raise ``StateLockedError`` if another watcher has it."""
@@ -181,20 +183,48 @@ class StateStore:  # pylint: disable=too-many-instance-attributes
         self._write(record, only_if_kept=False)
 
     def _write(self, record, *, only_if_kept):
-        """The bytes are taken under the lock and written outside it; a write that a newer one has overtaken
-        is skipped (the newer one holds its change), and with ``only_if_kept`` so is the write of a record
-        the store no longer keeps (a forgotten event must not come back)."""
-        path = self._path(record.event_id)
-        with self._lock:
+        """The bytes are taken under the lock and written outside it; with ``only_if_kept`` a record the store
+        no longer keeps is not written (a forgotten event must not come back)."""
+        with self._turn:
             if only_if_kept and self.events.get(record.event_id) is not record:
                 return
-            version = next(self._versions)
             data = json.dumps(asdict(record), separators=(',', ':')).encode()
-            write_lock = self._write_locks.setdefault(record.event_id, threading.Lock())
-        with write_lock:
-            if version > self._written.get(record.event_id, 0):
-                write_atomic(path, data)
-                self._written[record.event_id] = version
+        self._commit(record.event_id, data)
+
+    def _commit(self, event_id, data):
+        """Put ``data`` (None: no file) on disk as the event's newest version, and return once it is there.
+
+        One thread writes a given file at a time, and never under the lock: a thread that finds another
+        writing leaves its bytes pending and waits; the writer takes the newest pending bytes before it
+        stops, so the file ends as the last change made, and a write that a newer one overtook is skipped.
+        """
+        path = self._path(event_id)
+        with self._turn:
+            version = next(self._versions)
+            self._pending[event_id] = (version, data)
+            while event_id in self._writing:
+                self._turn.wait()
+            if self._written.get(event_id, 0) >= version:
+                return
+            self._writing.add(event_id)
+        try:
+            while True:
+                with self._turn:
+                    job = self._pending.pop(event_id, None)
+                if job is None:
+                    return
+                try:
+                    _put(path, job[1])
+                except BaseException:
+                    with self._turn:
+                        self._pending.setdefault(event_id, job)   # the next writer tries again
+                    raise
+                with self._turn:
+                    self._written[event_id] = job[0]
+        finally:
+            with self._turn:
+                self._writing.discard(event_id)
+                self._turn.notify_all()
 
     def update(self, record, change, *args):
         """``change(*args)`` under the lock (it changes ``record`` or its transitions), then save the record."""
@@ -261,13 +291,9 @@ class StateStore:  # pylint: disable=too-many-instance-attributes
 
     def forget(self, event_id):
         """Drop an event from memory and from disk."""
-        path = self._path(event_id)
         with self._lock:
             self.events.pop(event_id, None)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        self._commit(event_id, None)
 
     def prune(self):
         """Forget finished events after the retention period."""
@@ -294,6 +320,17 @@ class StateStore:  # pylint: disable=too-many-instance-attributes
             logger.error('State %s %s, and could not be moved aside: %s', path, reason, ex)
             return
         logger.error('State %s %s: moved to %s.', path, reason, target)
+
+
+def _put(path, data):
+    """Write ``data`` to ``path`` atomically, or remove the file when ``data`` is None."""
+    if data is not None:
+        write_atomic(path, data)
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _read_json(path):

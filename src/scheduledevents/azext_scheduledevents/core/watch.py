@@ -13,6 +13,7 @@ event never delays noticing a 30-second Preempt for another.
 
 import threading
 import time
+from datetime import datetime, timezone
 
 from .approver import Approver
 from .config import IMDS_OUTAGE_WARNING_IN_SECONDS
@@ -59,11 +60,13 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         left is still pending in the state and runs when the watcher starts again.
         """
         self._stop = stop
+        now = self._now
         self._runner = StepRunner(self._store, commands=self._commands, sinks=self._sinks, settings=self._settings,
-                                  vm_name=self.vm_name, emit=self._emit, stop=stop)
+                                  vm_name=self.vm_name, emit=self._emit, stop=stop, now=now)
         self._approver = Approver(self._store, policy=self._policy, vm_name=self.vm_name,
                                   client_factory=self._client_factory, settings=self._settings, emit=self._emit,
-                                  coordinator=self._coordinator, stop=stop, wall=self._wall, clock=self._clock)
+                                  coordinator=self._coordinator, stop=stop, wall=self._wall, clock=self._clock,
+                                  now=now)
         interval = self._settings.interval_in_seconds
         next_poll = self._clock()
         ok = False
@@ -76,6 +79,9 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
             stop.wait(next_poll - self._clock())
         self.wait_for_work()
         return ok
+
+    def _now(self):
+        return datetime.fromtimestamp(self._wall(), timezone.utc)
 
     def poll(self):
         """One cycle: read the document, record what changed, start work. False when IMDS did not answer."""
@@ -156,9 +162,9 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
             self._emit_line(line)
 
 
-def wait_for_vm_name(client, stop, *, interval_in_seconds, once):
+def wait_for_vm_name(client, stop, *, interval_in_seconds, once, clock=time.monotonic):
     """This VM's compute.name; a daemon waits for IMDS as long as it takes, ``once`` tries one time."""
-    failing_since = time.monotonic()
+    failing_since = clock()
     warned = False
     while True:
         try:
@@ -166,7 +172,7 @@ def wait_for_vm_name(client, stop, *, interval_in_seconds, once):
         except ImdsError as ex:
             if once:
                 raise
-            if not warned and time.monotonic() - failing_since >= IMDS_OUTAGE_WARNING_IN_SECONDS:
+            if not warned and clock() - failing_since >= IMDS_OUTAGE_WARNING_IN_SECONDS:
                 warned = True
                 logger.warning('Waiting for IMDS to tell this VM\'s name: %s', ex)
             else:

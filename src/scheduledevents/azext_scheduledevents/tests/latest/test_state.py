@@ -11,11 +11,13 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 
 from azext_scheduledevents.core.atomicfile import write_atomic
+from azext_scheduledevents.core import state as state_module
 from azext_scheduledevents.core.errors import InvalidEventIdError
 from azext_scheduledevents.core.state import EventRecord, StateLockedError, StateStore, TransitionRecord
 
@@ -329,6 +331,86 @@ def test_forget_drops_memory_and_disk(tmp_path):
     assert listing(tmp_path / 'events') == [f'{ID_B}.json']
     store.forget(ID_A)                                                  # twice: nothing left to do
     assert list(loaded(tmp_path).events) == [ID_B]
+
+
+# Writers: one per file, never under the lock ------------------------------------------------------------------
+
+class SlowDisk:
+    """Stands in for ``write_atomic`` in the store: each write takes a while, and notes whether the store's lock
+    was free meanwhile (another thread could take it) and how many writes of one file overlapped."""
+
+    def __init__(self, store, seconds=0.02):
+        self.store, self.seconds = store, seconds
+        self.lock_was_held = False
+        self.busy, self.most_at_once = {}, 0
+        self.guard = threading.Lock()
+
+    def __call__(self, path, data):
+        with self.guard:
+            self.busy[path] = self.busy.get(path, 0) + 1
+            self.most_at_once = max(self.most_at_once, self.busy[path])
+        probe = threading.Thread(target=self._probe)
+        probe.start()
+        time.sleep(self.seconds)
+        probe.join()
+        write_atomic(path, data)
+        with self.guard:
+            self.busy[path] -= 1
+
+    def _probe(self):
+        if self.store._lock.acquire(timeout=1):  # pylint: disable=protected-access
+            self.store._lock.release()  # pylint: disable=protected-access
+        else:
+            self.lock_was_held = True
+
+
+def test_concurrent_changes_are_written_one_at_a_time_outside_the_lock_and_the_last_one_wins(tmp_path, monkeypatch):
+    store = loaded(tmp_path)
+    disk = SlowDisk(store)
+    monkeypatch.setattr(state_module, 'write_atomic', disk)
+    kept = record()
+    store.events[ID_A] = kept
+    threads = [threading.Thread(target=store.update, args=(kept, setattr, kept, 'missing_polls', n))
+               for n in range(1, 13)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.003)
+    for thread in threads:
+        thread.join()
+    assert not disk.lock_was_held
+    assert disk.most_at_once == 1
+    assert json.loads(event_file(tmp_path).read_text())['missing_polls'] == kept.missing_polls
+
+
+def test_an_event_forgotten_while_its_file_is_written_does_not_come_back(tmp_path, monkeypatch):
+    store = loaded(tmp_path)
+    monkeypatch.setattr(state_module, 'write_atomic', SlowDisk(store, seconds=0.2))
+    kept = record()
+    store.events[ID_A] = kept
+    writer = threading.Thread(target=store.update, args=(kept, setattr, kept, 'missing_polls', 1))
+    writer.start()
+    time.sleep(0.05)
+    store.forget(ID_A)
+    writer.join()
+    assert listing(tmp_path / 'events') == []
+
+
+def test_a_failed_write_is_taken_up_by_the_next_writer(tmp_path, monkeypatch):
+    store = loaded(tmp_path)
+    kept = record()
+    store.events[ID_A] = kept
+    failures = [OSError(28, 'No space left on device')]
+
+    def full_once(path, data):
+        if failures:
+            raise failures.pop()
+        write_atomic(path, data)
+
+    monkeypatch.setattr(state_module, 'write_atomic', full_once)
+    with pytest.raises(OSError):
+        store.update(kept, setattr, kept, 'missing_polls', 1)
+    store.update(kept, setattr, kept, 'missing_polls', 2)
+    assert json.loads(event_file(tmp_path).read_text())['missing_polls'] == 2
 
 
 # Event ids never become arbitrary paths -----------------------------------------------------------------------
