@@ -100,12 +100,13 @@ class StateStore:  # pylint: disable=too-many-instance-attributes
         record = store.events['C7061BAC-...']; record.approval = ApprovalState.APPROVED; store.save(record)
     """
 
-    def __init__(self, directory, *, wall=time.time):
+    def __init__(self, directory, *, wall=time.time, write=write_atomic):
         self.directory = os.path.abspath(directory)
         self.events_dir = os.path.join(self.directory, EVENTS_DIR)
         self.events = {}
         self.vm_name = None
         self._wall = wall
+        self._write_file = write             # write_atomic; a test passes a slow or failing disk
         self._lock_handle = None
         self._lock = threading.RLock()          # guards ``events``, every record in it, and the three below
         self._turn = threading.Condition(self._lock)
@@ -214,7 +215,7 @@ class StateStore:  # pylint: disable=too-many-instance-attributes
                 if job is None:
                     return
                 try:
-                    _put(path, job[1])
+                    self._put(path, job[1])
                 except BaseException:
                     with self._turn:
                         self._pending.setdefault(event_id, job)   # the next writer tries again
@@ -303,6 +304,16 @@ class StateStore:  # pylint: disable=too-many-instance-attributes
         for event_id in old:
             self.forget(event_id)
 
+    def _put(self, path, data):
+        """Write ``data`` to ``path`` atomically, or remove the file when ``data`` is None."""
+        if data is not None:
+            self._write_file(path, data)
+            return
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
     def _path(self, event_id):
         # EventIds are GUIDs; anything else must not become a path.
         return os.path.join(self.events_dir, validate_event_id(event_id).upper() + '.json')
@@ -320,17 +331,6 @@ class StateStore:  # pylint: disable=too-many-instance-attributes
             logger.error('State %s %s, and could not be moved aside: %s', path, reason, ex)
             return
         logger.error('State %s %s: moved to %s.', path, reason, target)
-
-
-def _put(path, data):
-    """Write ``data`` to ``path`` atomically, or remove the file when ``data`` is None."""
-    if data is not None:
-        write_atomic(path, data)
-        return
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _read_json(path):

@@ -17,7 +17,6 @@ import time
 import pytest
 
 from azext_scheduledevents.core.atomicfile import write_atomic
-from azext_scheduledevents.core import state as state_module
 from azext_scheduledevents.core.errors import InvalidEventIdError
 from azext_scheduledevents.core.state import EventRecord, StateLockedError, StateStore, TransitionRecord
 
@@ -339,8 +338,8 @@ class SlowDisk:
     """Stands in for ``write_atomic`` in the store: each write takes a while, and notes whether the store's lock
     was free meanwhile (another thread could take it) and how many writes of one file overlapped."""
 
-    def __init__(self, store, seconds=0.02):
-        self.store, self.seconds = store, seconds
+    def __init__(self, seconds=0.02):
+        self.store, self.seconds = None, seconds
         self.lock_was_held = False
         self.busy, self.most_at_once = {}, 0
         self.guard = threading.Lock()
@@ -364,10 +363,16 @@ class SlowDisk:
             self.lock_was_held = True
 
 
-def test_concurrent_changes_are_written_one_at_a_time_outside_the_lock_and_the_last_one_wins(tmp_path, monkeypatch):
-    store = loaded(tmp_path)
-    disk = SlowDisk(store)
-    monkeypatch.setattr(state_module, 'write_atomic', disk)
+def on_disk(directory, disk):
+    store = StateStore(directory, wall=lambda: NOW, write=disk)
+    store.load(vm_name='web_0')
+    disk.store = store
+    return store
+
+
+def test_concurrent_changes_are_written_one_at_a_time_outside_the_lock_and_the_last_one_wins(tmp_path):
+    disk = SlowDisk()
+    store = on_disk(tmp_path, disk)
     kept = record()
     store.events[ID_A] = kept
     threads = [threading.Thread(target=store.update, args=(kept, setattr, kept, 'missing_polls', n))
@@ -382,9 +387,8 @@ def test_concurrent_changes_are_written_one_at_a_time_outside_the_lock_and_the_l
     assert json.loads(event_file(tmp_path).read_text())['missing_polls'] == kept.missing_polls
 
 
-def test_an_event_forgotten_while_its_file_is_written_does_not_come_back(tmp_path, monkeypatch):
-    store = loaded(tmp_path)
-    monkeypatch.setattr(state_module, 'write_atomic', SlowDisk(store, seconds=0.2))
+def test_an_event_forgotten_while_its_file_is_written_does_not_come_back(tmp_path):
+    store = on_disk(tmp_path, SlowDisk(seconds=0.2))
     kept = record()
     store.events[ID_A] = kept
     writer = threading.Thread(target=store.update, args=(kept, setattr, kept, 'missing_polls', 1))
@@ -395,10 +399,7 @@ def test_an_event_forgotten_while_its_file_is_written_does_not_come_back(tmp_pat
     assert listing(tmp_path / 'events') == []
 
 
-def test_a_failed_write_is_taken_up_by_the_next_writer(tmp_path, monkeypatch):
-    store = loaded(tmp_path)
-    kept = record()
-    store.events[ID_A] = kept
+def test_a_failed_write_is_taken_up_by_the_next_writer(tmp_path):
     failures = [OSError(28, 'No space left on device')]
 
     def full_once(path, data):
@@ -406,7 +407,9 @@ def test_a_failed_write_is_taken_up_by_the_next_writer(tmp_path, monkeypatch):
             raise failures.pop()
         write_atomic(path, data)
 
-    monkeypatch.setattr(state_module, 'write_atomic', full_once)
+    store = on_disk(tmp_path, full_once)
+    kept = record()
+    store.events[ID_A] = kept
     with pytest.raises(OSError):
         store.update(kept, setattr, kept, 'missing_polls', 1)
     store.update(kept, setattr, kept, 'missing_polls', 2)
