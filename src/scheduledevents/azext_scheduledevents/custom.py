@@ -151,18 +151,12 @@ def watch_events(cmd, print_systemd_unit=False, **kwargs):
         options = WatchOptions.from_arguments(kwargs)
         if print_systemd_unit:
             return _print_systemd_unit(options)
-        endpoint = _endpoint(cmd)
-        sink_options = options.sink_options(imds_endpoint=endpoint)
-        coordination = options.coordination_container(imds_endpoint=endpoint)
-        commands = options.commands()
+        options.check()
     style = LineStyle.TEXT if cmd.cli_ctx.invocation.data.get('output') in ('table', 'tsv') else LineStyle.JSON
     printer = daemon.LinePrinter(style)
     with az_errors(), contextlib.closing(printer):
-        answered = daemon.run(
-            endpoint=endpoint, api_version=options.api_version, settings=options.settings(),
-            policy=options.policy(), commands=commands, sink_options=sink_options, emit=printer,
-            coordination_container=coordination,
-            state_dir=options.state_dir or os.path.join(cmd.cli_ctx.config.config_dir, config.STATE_DIR_NAME))
+        answered = daemon.run_watch(options, endpoint=_endpoint(cmd), emit=printer,
+                                    state_dir=os.path.join(cmd.cli_ctx.config.config_dir, config.STATE_DIR_NAME))
     if not answered:
         raise azclierror.AzureConnectionError('IMDS did not answer the poll.', RECOMMEND_ENDPOINT)
     return None

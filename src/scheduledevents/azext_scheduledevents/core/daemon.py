@@ -88,6 +88,15 @@ class SinkOptions:
         return sinks
 
 
+def run_watch(options, *, endpoint, state_dir, emit, stop=None):
+    """Run ``watch`` as a ``WatchOptions`` describes it: what ``az scheduled-events watch`` and the agent
+    both call. ``state_dir`` is used when the options name none."""
+    return run(endpoint=endpoint, api_version=options.api_version, state_dir=options.state_dir or state_dir,
+               settings=options.settings(), policy=options.policy(), commands=options.commands(),
+               sink_options=options.sink_options(imds_endpoint=endpoint), emit=emit, stop=stop,
+               coordination_container=options.coordination_container(imds_endpoint=endpoint))
+
+
 def run(*, endpoint, api_version, state_dir, settings, policy, commands, sink_options, emit, stop=None,
         coordination_container=None):
     """Run the watcher until SIGTERM/SIGINT (or ``stop``), or for one poll with ``settings.once``.
