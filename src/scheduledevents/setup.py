@@ -4,11 +4,15 @@
 # Licensed under the MIT License. See License.txt in the project root for license information.
 # --------------------------------------------------------------------------------------------
 
+import os
+import re
 from codecs import open
 from setuptools import setup, find_packages
 
-# HISTORY.rst entry.
-VERSION = '1.0.0b1'
+# HISTORY.rst entry. Kept in the package, where the agent and its status file read it too.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'azext_scheduledevents', 'version.py'),
+          'r', encoding='utf-8') as f:
+    VERSION = re.search(r"^VERSION = '([^']+)'", f.read(), re.M).group(1)
 
 CLASSIFIERS = [
     'Development Status :: 4 - Beta',
