@@ -37,3 +37,17 @@ def transform_approval_table(result):
         'After': item['EventStatus'],
         'Sent': _yes_no(item['ApprovalSent']),
     } for item in result]
+
+
+def transform_agent_status_table(result):
+    """One line per instance: how its agent runs, and what it last saw."""
+    return [{
+        'Instance': row['Instance'],
+        'Agent': row['Agent'],
+        'Version': row.get('Version') or '',
+        'Active': row.get('Active') or '',
+        'LastPollAge': '' if row.get('LastPollAge') is None else row['LastPollAge'],
+        'Pending': '' if row.get('Pending') is None else row['Pending'],
+        'Problems': '' if row.get('Problems') is None else row['Problems'],
+        'Error': row.get('Error') or '',
+    } for row in result]

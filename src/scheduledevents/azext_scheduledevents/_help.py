@@ -155,6 +155,78 @@ examples:
         az scheduled-events cycle -g my-rg -n web --action restart --max-unavailable 2 --state-file cycle.json --resume
 """
 
+helps['scheduled-events agent'] = """
+type: group
+short-summary: The watcher as a standalone agent on every instance of a fleet, with nothing but the VM's Python.
+long-summary: >
+    The agent is one file, a Python zipapp built from the same code as `az scheduled-events watch`, that runs
+    on the VM's own python3 (3.8 or newer, standard library only): `python3 scheduled-events-agent.pyz watch
+    [the options of az scheduled-events watch]`, and `list`, `show` and `approve` as on the VM. install puts it
+    on every running instance of a scale set (or on a VM) through Run Command as the systemd service
+    azure-scheduled-events-agent, status reads how it runs there, uninstall takes it off. Linux only.
+"""
+
+helps['scheduled-events agent package'] = """
+type: command
+short-summary: Write the agent (a Python zipapp) to a file, for images built with Packer or cloud-init.
+long-summary: >
+    The same extension version always writes the same bytes, so a file's SHA-256 says which agent it is.
+    Run it with `python3 -I -S scheduled-events-agent.pyz watch ...`; AZURE_SCHEDULED_EVENTS_IMDS_ENDPOINT
+    points it at another IMDS, such as the emulator.
+examples:
+  - name: Write the agent to a file, to bake into an image.
+    text: az scheduled-events agent package --file scheduled-events-agent.pyz
+"""
+
+helps['scheduled-events agent install'] = """
+type: command
+short-summary: Install the agent as a systemd service on every running instance, with these watch options.
+long-summary: >
+    Through Run Command on every running instance (or --instance-ids), concurrently: the agent travels in
+    the script compressed, its SHA-256 is checked on the VM before anything is written, then it is written to
+    /opt/azure-scheduled-events/scheduled-events-agent.pyz with the unit
+    /etc/systemd/system/azure-scheduled-events-agent.service (Restart=always; state and status in
+    /var/lib/azure-scheduled-events), enabled and started. Installing again with the same agent and options
+    changes nothing (unchanged); a new version or new options replace the files and restart the service,
+    keeping its state (upgraded). The values of the environment variables the options name (--event-grid-key-env,
+    --blob-sas-env, --coordination-sas-env) are read from this shell and sent as Run Command parameters into the
+    root-only /etc/default/azure-scheduled-events-agent, never in a script, unit or command line. Handler
+    programs must exist on the instances. A reimage wipes the agent with the OS disk: add the cloud-init of
+    --print-cloud-init to the scale set's custom data (it works beside a Custom Script extension), and let
+    `agent status` show instances without it. One row per instance: installed, upgraded, unchanged or failed,
+    with the agent version and the Python found; exits 1 when any failed, unless --ignore-errors.
+examples:
+  - name: Install the agent on every instance of a scale set; it approves each event after its handlers.
+    text: az scheduled-events agent install -g my-rg --vmss-name web --approve after-handlers
+  - name: Custom data for new instances, cloud-init that installs the agent with the same options on first boot.
+    text: az scheduled-events agent install --print-cloud-init --approve after-handlers | tee agent-cloud-init.yaml
+"""
+
+helps['scheduled-events agent status'] = """
+type: command
+short-summary: How the agent runs on every instance, one line each; exits 1 unless all of them are running.
+long-summary: >
+    Per instance, through Run Command: the installed version, systemd's is-active and is-enabled, and the
+    agent's status file (last poll age, consecutive IMDS failures, pending events, interrupted or failed
+    steps, last approval). Agent is running, or missing (no agent: a new or reimaged instance), outdated
+    (another version than this extension's), stopped, stale (no poll for a minute) or failed (the instance
+    could not be asked). Any but running exits 1 after the output, so a pipeline can gate on it, unless
+    --ignore-errors.
+examples:
+  - name: Gate a pipeline, exit 1 unless every instance runs the current agent and polled within a minute.
+    text: |
+        az scheduled-events agent install -g my-rg --vmss-name web --approve after-handlers
+        az scheduled-events agent status -g my-rg --vmss-name web -o table
+"""
+
+helps['scheduled-events agent uninstall'] = """
+type: command
+short-summary: Stop and disable the agent on every instance and remove it and its unit; the state stays unless --purge.
+examples:
+  - name: Take the agent off every instance of a scale set, its state too.
+    text: az scheduled-events agent uninstall -g my-rg --vmss-name web --purge
+"""
+
 helps['scheduled-events emulator'] = """
 type: command
 short-summary: Run a local IMDS emulator to try handlers and scripts before real maintenance comes.

@@ -27,7 +27,8 @@ def load_arguments(self, _):
         c.argument('timeout', options_list=['--timeout'], type=float, default=IMDS_DEADLINE_IN_SECONDS,
                    help='Seconds to keep trying before giving up. The first call on a VM enables Scheduled Events and can take up to two minutes.')
 
-    for scope in ('scheduled-events list', 'scheduled-events approve'):
+    for scope in ('scheduled-events list', 'scheduled-events approve', 'scheduled-events agent install',
+                  'scheduled-events agent status', 'scheduled-events agent uninstall'):
         with self.argument_context(scope) as c:
             # No configured default here: a default group must never turn an on-VM command into a fleet one.
             c.argument('resource_group_name', options_list=['--resource-group', '-g'],
@@ -40,10 +41,14 @@ def load_arguments(self, _):
             c.argument('instance_timeout', options_list=['--instance-timeout'], type=float,
                        help=f'Seconds to wait for one instance before reporting it as timed out ({FANOUT_INSTANCE_TIMEOUT_IN_SECONDS:g} if not given).')
 
+    for scope in ('scheduled-events list', 'scheduled-events agent install', 'scheduled-events agent status',
+                  'scheduled-events agent uninstall'):
+        with self.argument_context(scope) as c:
+            c.argument('instance_ids', options_list=['--instance-ids'], nargs='+', help='Only these scale-set instances. Default: all.')
+            c.argument('ignore_errors', options_list=['--ignore-errors'], action='store_true',
+                       help='Exit 0 even when some instances failed (they are still reported on stderr).')
+
     with self.argument_context('scheduled-events list') as c:
-        c.argument('instance_ids', options_list=['--instance-ids'], nargs='+', help='Only these scale-set instances. Default: all.')
-        c.argument('ignore_errors', options_list=['--ignore-errors'], action='store_true',
-                   help='Exit 0 even when some instances could not be read (they are still reported on stderr).')
         c.argument('this_vm', options_list=['--this-vm'], action='store_true',
                    help="Only events whose Resources name this VM (instance metadata compute.name). Events for a whole availability set reach every VM in it.")
         c.argument('document', options_list=['--document'], action='store_true',
@@ -98,6 +103,23 @@ def load_arguments(self, _):
                    help="Notice of Terminate events, as the scale set's notBeforeTimeout: PT5M to PT15M.")
         c.argument('rate_limit', options_list=['--rate-limit'], type=int,
                    help='Requests a second before IMDS answers 429, as IMDS does; 0 turns the limit off.')
+
+    _load_agent_arguments(self)
+
+
+def _load_agent_arguments(self):
+    with self.argument_context('scheduled-events agent package') as c:
+        # --output is az's own (the output format), so the file is --file.
+        c.argument('file', options_list=['--file', '-f'], help='Where to write the agent (a Python zipapp).')
+
+    with self.argument_context('scheduled-events agent install') as c:
+        for spec in WatchOptions.specs():
+            c.extra(spec.dest, **_watch_argument(spec))
+        c.argument('print_cloud_init', options_list=['--print-cloud-init'], action='store_true',
+                   help='Print cloud-init user data that installs the agent with these options on a new VM, and exit.')
+
+    with self.argument_context('scheduled-events agent uninstall') as c:
+        c.argument('purge', options_list=['--purge'], action='store_true', help='Also delete the agent\'s state.')
 
 
 def _watch_argument(spec):

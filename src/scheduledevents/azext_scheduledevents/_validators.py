@@ -4,8 +4,6 @@
 # --------------------------------------------------------------------------------------------
 """Argument checks that run before anything is sent anywhere."""
 
-import re
-
 from azure.cli.core.azclierror import (InvalidArgumentValueError, MutuallyExclusiveArgumentError,
                                        RequiredArgumentMissingError)
 
@@ -15,8 +13,6 @@ from azext_scheduledevents.core.events import validate_event_id
 from azext_scheduledevents.core.log import get_logger
 
 logger = get_logger(__name__)
-
-_API_VERSION = re.compile(r'^\d{4}-\d{2}-\d{2}$')
 
 
 def validate_fleet(namespace):
@@ -50,12 +46,10 @@ def validate_list(namespace):
 
 
 def validate_imds_options(namespace):
-    api_version = getattr(namespace, 'api_version', None)
-    if api_version is not None and not _API_VERSION.match(api_version):
-        raise InvalidArgumentValueError(f'--api-version {api_version!r} is not a date such as 2020-07-01.')
-    timeout = getattr(namespace, 'timeout', None)
-    if timeout is not None and timeout <= 0:
-        raise InvalidArgumentValueError('--timeout must be a number of seconds greater than 0.')
+    from azext_scheduledevents.core.vmcommands import check_imds_options
+    with az_errors():
+        check_imds_options(api_version=getattr(namespace, 'api_version', None),
+                           timeout=getattr(namespace, 'timeout', None))
     if getattr(namespace, 'event_id', None) is not None:
         namespace.event_id = _event_id(namespace.event_id)
 
@@ -77,6 +71,24 @@ def validate_watch(namespace):
         if not namespace.print_systemd_unit:
             options.sink_options()
             options.coordination_container()
+    for warning in options.warnings():
+        logger.warning('%s', warning)
+
+
+def validate_agent_fleet(namespace):
+    """The agent commands act on a fleet: -g and one of --vmss-name and --vm-name are required."""
+    if not getattr(namespace, 'resource_group_name', None):
+        raise RequiredArgumentMissingError('--resource-group/-g and --vmss-name or --vm-name are required.')
+    validate_fleet(namespace)
+
+
+def validate_agent_install(namespace):
+    """The watch options make a ``WatchOptions``; the fleet is required unless only cloud-init is printed."""
+    from azext_scheduledevents.core.watchoptions import WatchOptions
+    if not namespace.print_cloud_init:
+        validate_agent_fleet(namespace)
+    with az_errors():
+        options = WatchOptions.from_arguments(vars(namespace))
     for warning in options.warnings():
         logger.warning('%s', warning)
 

@@ -3,9 +3,11 @@
 # Licensed under the MIT License. See License.txt in the project root for license information.
 # --------------------------------------------------------------------------------------------
 
-from azext_scheduledevents._format import transform_approval_table, transform_event_table
-from azext_scheduledevents._validators import (validate_approve, validate_emulator, validate_imds_options,
-                                               validate_cycle, validate_list, validate_watch)
+from azext_scheduledevents._format import (transform_agent_status_table, transform_approval_table,
+                                           transform_event_table)
+from azext_scheduledevents._validators import (validate_agent_fleet, validate_agent_install, validate_approve,
+                                               validate_emulator, validate_imds_options, validate_cycle,
+                                               validate_list, validate_watch)
 
 
 def load_command_table(self, _):
@@ -19,3 +21,10 @@ def load_command_table(self, _):
         g.custom_command('watch', 'watch_events', validator=validate_watch)
         g.custom_command('cycle', 'cycle_scale_set', validator=validate_cycle)
         g.custom_command('emulator', 'run_emulator', validator=validate_emulator)
+
+    with self.command_group('scheduled-events agent', is_preview=True) as g:
+        g.custom_command('package', 'agent_package')
+        g.custom_command('install', 'agent_install', validator=validate_agent_install)
+        g.custom_command('status', 'agent_status', validator=validate_agent_fleet,
+                         table_transformer=transform_agent_status_table)
+        g.custom_command('uninstall', 'agent_uninstall', validator=validate_agent_fleet)

@@ -24,41 +24,33 @@ def list_events(cmd, *, this_vm=False, document=False, api_version=None, timeout
                 vmss_name=None, vm_name=None, instance_ids=None, max_parallel=None, instance_timeout=None,
                 ignore_errors=False):
     from azext_scheduledevents.core.views import document_rows, event_rows
-    if resource_group_name:
-        fleet = _fleet(cmd, resource_group_name, vmss_name=vmss_name, vm_name=vm_name, max_parallel=max_parallel,
-                       instance_timeout=instance_timeout)
-        readings = _fleet_read(cmd, fleet, instance_ids, api_version, ignore_errors)
-    else:
+    if not resource_group_name:
+        from azext_scheduledevents.core.vmcommands import list_rows
         with _imds(cmd, api_version, timeout) as client:
-            doc = client.get_document()
-            readings = [({}, None if document else client.vm_name(), doc)]
+            return list_rows(client, now=datetime.now(timezone.utc), this_vm=this_vm, document=document)
+    fleet = _fleet(cmd, resource_group_name, vmss_name=vmss_name, vm_name=vm_name, max_parallel=max_parallel,
+                   instance_timeout=instance_timeout)
+    readings = _fleet_read(cmd, fleet, instance_ids, api_version, ignore_errors)
     if document:
-        rows = document_rows(readings)
-        return rows if resource_group_name else rows[0]
+        return document_rows(readings)
     return event_rows(readings, now=datetime.now(timezone.utc), this_vm=this_vm)
 
 
 def show_event(cmd, event_id, api_version=None, timeout=None):
-    from azext_scheduledevents.core import errors
+    from azext_scheduledevents.core.vmcommands import show_row
     with _imds(cmd, api_version, timeout) as client:
-        event = client.get_document().get(event_id)
-        if event is None:
-            raise errors.EventNotFoundError(f'Event {event_id} is not in the Scheduled Events document: it may be '
-                                            'over, or canceled.', event_ids=[event_id])
-        vm_name = client.vm_name()
-    return event.to_view(vm_name=vm_name, now=datetime.now(timezone.utc))
+        return show_row(client, event_id, now=datetime.now(timezone.utc))
 
 
 def approve_events(cmd, *, event_ids, force=False, api_version=None, timeout=None, resource_group_name=None,
                    vmss_name=None, vm_name=None, instance_id=None, max_parallel=None, instance_timeout=None):
-    from azext_scheduledevents.core.approval import approve_events as approve
-    from azext_scheduledevents.core.views import approval_rows
     if resource_group_name:
         fleet = _fleet(cmd, resource_group_name, vmss_name=vmss_name, vm_name=vm_name, max_parallel=max_parallel,
                        instance_timeout=instance_timeout)
         return _fleet_approve(cmd, fleet, event_ids, instance_id, api_version)
+    from azext_scheduledevents.core.vmcommands import approve_rows
     with _imds(cmd, api_version, timeout) as client:
-        return approval_rows({}, approve(client, event_ids, force=force))
+        return approve_rows(client, event_ids, force=force)
 
 
 def _fleet(cmd, resource_group_name, *, vmss_name, vm_name, max_parallel, instance_timeout):
@@ -72,7 +64,7 @@ def _fleet(cmd, resource_group_name, *, vmss_name, vm_name, max_parallel, instan
 
 
 @contextmanager
-def _progress(cmd, total):
+def _progress(cmd, total, verb='Read'):
     """An ``on_result`` callback that moves az's progress bar as each instance answers; as az's own
     long-running operations, no bar with --only-show-errors or core.disable_progress_bar, nor in a log."""
     import sys
@@ -85,7 +77,7 @@ def _progress(cmd, total):
         done.append(result)
         logger.info('%s answered in %.1f s', result.target.name, result.seconds)
         if progress:
-            progress.add(message=f'Read {len(done)} of {total} instances', value=len(done), total_val=total)
+            progress.add(message=f'{verb} {len(done)} of {total} instances', value=len(done), total_val=total)
     try:
         yield on_result
     finally:
@@ -216,6 +208,92 @@ def cycle_scale_set(cmd, *, resource_group_name, name, instance_ids=None,  # pyl
     return report
 
 
+def agent_package(cmd, *, file):  # pylint: disable=unused-argument
+    """Write the agent zipapp to ``file``; the same version always gives the same bytes."""
+    import hashlib
+    from azure.cli.core.azclierror import FileOperationError
+    from azext_scheduledevents.agent.build import build_zipapp
+    from azext_scheduledevents.core.atomicfile import write_atomic
+    from azext_scheduledevents.version import VERSION
+    agent = build_zipapp()
+    try:
+        write_atomic(file, agent, mode=0o755, file_mode=0o755)
+    except OSError as ex:
+        raise FileOperationError(f'Cannot write {file}: {ex.strerror or ex}') from None
+    return {'File': file, 'Version': VERSION, 'Bytes': len(agent), 'Sha256': hashlib.sha256(agent).hexdigest()}
+
+
+def agent_install(cmd, *, resource_group_name=None, vmss_name=None, vm_name=None, instance_ids=None,
+                  max_parallel=None, instance_timeout=None, ignore_errors=False, print_cloud_init=False, **kwargs):
+    """Install the agent with these watch options on every instance (or print cloud-init that does)."""
+    import os
+    import sys
+    from azure.cli.core.azclierror import RequiredArgumentMissingError
+    from azext_scheduledevents.agent import deploy
+    from azext_scheduledevents.agent.build import build_zipapp
+    from azext_scheduledevents.agent.remote import cloud_init, install_spec
+    from azext_scheduledevents.core.watchoptions import WatchOptions
+    with az_errors():
+        options = WatchOptions.from_arguments(kwargs)
+    spec = install_spec(options,
+                        stop_timeout_in_seconds=options.handler_timeout + config.SERVICE_STOP_MARGIN_IN_SECONDS)
+    if print_cloud_init:
+        for name in spec['secrets']:
+            logger.warning('cloud-init carries no secret: put %s=... in /etc/default/azure-scheduled-events-agent '
+                           '(mode 0600) on the image, or install with -g to send it.', name)
+        sys.stdout.write(cloud_init(build_zipapp(), dict(spec, secrets=[])))
+        return None
+    missing = [name for name in spec['secrets'] if name not in os.environ]
+    if missing:
+        raise RequiredArgumentMissingError(f'{", ".join(missing)} is not set in this shell.',
+                                           'Set it: install sends its value to each instance\'s root-only '
+                                           'environment file, never in a script or command line.')
+    fleet = _fleet(cmd, resource_group_name, vmss_name=vmss_name, vm_name=vm_name, max_parallel=max_parallel,
+                   instance_timeout=instance_timeout)
+    secrets = {name: os.environ[name] for name in spec['secrets']}
+    agent = build_zipapp()
+    return _agent_rows(cmd, fleet, instance_ids=instance_ids, ignore_errors=ignore_errors, verb='Installed on',
+                       work=lambda targets, on_result: deploy.install(fleet, targets, agent=agent, spec=spec,
+                                                                      secrets=secrets, on_result=on_result))
+
+
+def agent_status(cmd, *, resource_group_name, vmss_name=None, vm_name=None, instance_ids=None, max_parallel=None,
+                 instance_timeout=None, ignore_errors=False):
+    from azext_scheduledevents.agent import deploy
+    fleet = _fleet(cmd, resource_group_name, vmss_name=vmss_name, vm_name=vm_name, max_parallel=max_parallel,
+                   instance_timeout=instance_timeout)
+    return _agent_rows(cmd, fleet, instance_ids=instance_ids, ignore_errors=ignore_errors, verb='Asked',
+                       work=lambda targets, on_result: deploy.status(fleet, targets, on_result=on_result))
+
+
+def agent_uninstall(cmd, *, resource_group_name, vmss_name=None, vm_name=None, instance_ids=None, max_parallel=None,
+                    instance_timeout=None, ignore_errors=False, purge=False):
+    from azext_scheduledevents.agent import deploy
+    fleet = _fleet(cmd, resource_group_name, vmss_name=vmss_name, vm_name=vm_name, max_parallel=max_parallel,
+                   instance_timeout=instance_timeout)
+    return _agent_rows(cmd, fleet, instance_ids=instance_ids, ignore_errors=ignore_errors, verb='Removed from',
+                       work=lambda targets, on_result: deploy.uninstall(fleet, targets, purge=purge,
+                                                                        on_result=on_result))
+
+
+def _agent_rows(cmd, fleet, *, instance_ids, ignore_errors, verb, work):
+    """``work(targets, on_result)`` on the fleet's instances; an instance whose row is not good fails the
+    command after its output, unless ``ignore_errors``."""
+    from azext_scheduledevents.agent.deploy import failed
+    with az_errors():
+        targets = fleet.targets(instance_ids)
+        with _progress(cmd, len(targets), verb) as on_result:
+            rows = work(targets, on_result)
+    bad = failed(rows)
+    for row in rows:
+        if row['Instance'] in bad:
+            logger.error('%s: %s', row['Instance'], row.get('Error') or row.get('Agent'))
+    if bad and not ignore_errors:
+        _fail_after_output(cmd, f'{len(bad)} of {len(rows)} instances are not as they should be: {", ".join(bad)}. '
+                                'Use --ignore-errors to exit 0 anyway.')
+    return rows
+
+
 def run_emulator(cmd, *, host=config.EMULATOR_HOST, port=config.EMULATOR_PORT,  # pylint: disable=unused-argument
                  scenario=config.EMULATOR_SCENARIO, speed=config.EMULATOR_SPEED, vm_name=config.EMULATOR_VM_NAME,
                  terminate_notice=config.EMULATOR_TERMINATE_NOTICE, rate_limit=config.EMULATOR_RATE_LIMIT_PER_SECOND):
@@ -234,12 +312,8 @@ def run_emulator(cmd, *, host=config.EMULATOR_HOST, port=config.EMULATOR_PORT,  
 @contextmanager
 def _imds(cmd, api_version, timeout):
     """An ``ImdsClient`` for the configured endpoint; core errors leave as az errors, each in one line."""
-    from azext_scheduledevents.core.config import RetryPolicy
-    from azext_scheduledevents.core.imds import ImdsClient
-    kwargs = {'api_version': api_version} if api_version else {}
-    if timeout:
-        kwargs['retry'] = RetryPolicy(deadline_in_seconds=timeout)
-    with az_errors(), ImdsClient(_endpoint(cmd), **kwargs) as client:
+    from azext_scheduledevents.core.vmcommands import imds_client
+    with az_errors(), imds_client(_endpoint(cmd), api_version=api_version, timeout=timeout) as client:
         yield client
 
 

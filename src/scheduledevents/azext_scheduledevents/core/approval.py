@@ -8,8 +8,11 @@ IMDS's answer to a StartRequests for an unknown or already Started id is not doc
 status proves nothing; the document does.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
+from .config import FROZEN_BY_KEYWORD
 from .errors import EventNotFoundError, InvalidSettingError
 from .events import validate_event_id
 from .log import get_logger
@@ -21,7 +24,7 @@ logger = get_logger(__name__)
 NOT_IN_DOCUMENT = 'NotInDocument'
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(**FROZEN_BY_KEYWORD)
 class ApprovalPolicy:
     """When the watcher may approve an event. Nothing is approved unless ``mode`` says so.
 

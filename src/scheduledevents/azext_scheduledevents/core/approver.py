@@ -29,6 +29,7 @@ from .errors import BlobError
 from .lines import decision_line
 from .log import get_logger
 from .vocabulary import ApprovalState, Approver as ApproverKind, Decision, Outcome
+from .watchstats import WatchStats
 
 logger = get_logger(__name__)
 
@@ -39,10 +40,10 @@ _FINAL = (ApprovalState.APPROVED, ApprovalState.BY_PEER, ApprovalState.WITHHELD,
 
 class Approver:  # pylint: disable=too-many-instance-attributes,too-few-public-methods
     """Approves through IMDS clients from ``client_factory`` (one per attempt: a client is not shared
-    between threads), under ``policy``; ``emit`` takes the decision lines."""
+    between threads), under ``policy``; ``emit`` takes the decision lines, ``stats`` hears of each decision."""
 
     def __init__(self, store, *, policy, vm_name, client_factory, settings, emit, coordinator=None, stop=None,
-                 wall=time.time, clock=time.monotonic, sleep=time.sleep, now=None):
+                 stats=None, wall=time.time, clock=time.monotonic, sleep=time.sleep, now=None):
         self._store = store
         self._coordinator = coordinator
         self._stop = stop
@@ -51,6 +52,7 @@ class Approver:  # pylint: disable=too-many-instance-attributes,too-few-public-m
         self._client_factory = client_factory
         self._settings = settings
         self._emit = emit
+        self._stats = stats or WatchStats(wall=wall)
         self._wall, self._clock, self._sleep = wall, clock, sleep
         self._now = now or (lambda: datetime.fromtimestamp(wall(), timezone.utc))
 
@@ -147,6 +149,7 @@ class Approver:  # pylint: disable=too-many-instance-attributes,too-few-public-m
 
     def _settle(self, record, state, detail, *, quiet=False):
         self._store.update(record, _set_approval, record, state, detail)
+        self._stats.approval_settled(record.event_id, state)
         self._announce(record, quiet=quiet or state in (ApprovalState.APPROVED, ApprovalState.BY_PEER))
 
     def _announce(self, record, *, quiet=True):

@@ -16,17 +16,19 @@ import tempfile
 TEMP_PREFIX = '.tmp-'
 
 
-def write_atomic(path, data, *, mode=0o700):
+def write_atomic(path, data, *, mode=0o700, file_mode=0o600):
     """Write ``data`` (bytes) to ``path``: a temp file in the same folder, fsync, rename, fsync of the folder.
 
-    The folder is made (with ``mode``) if missing. The rename is atomic on POSIX filesystems; the fsyncs
-    make it durable before this returns.
+    The folder is made (with ``mode``) if missing; the file gets ``file_mode`` before it is renamed, so it is
+    never seen with other permissions. The rename is atomic on POSIX filesystems; the fsyncs make it
+    durable before this returns.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, mode=mode, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as handle:
+            os.fchmod(handle.fileno(), file_mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

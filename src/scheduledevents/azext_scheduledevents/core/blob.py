@@ -17,10 +17,8 @@ a log line, an exception message or a ``repr``.
     container.list('web/'), container.delete('web/leader')
 """
 
-import http.client
 import random
 import re
-import socket
 import threading
 import time
 import uuid
@@ -34,7 +32,8 @@ from .config import (BLOB_LIST_PAGE_SIZE, BLOB_RETRY_POLICY, BLOB_TIMEOUT_IN_SEC
 from .errors import BlobError, ImdsResponseError, InvalidSettingError
 from .imds import DEFAULT_ENDPOINT, ImdsClient
 from .log import get_logger
-from .times import iso_utc, retry_after_seconds
+from .retrying import Resender, describe
+from .times import iso_utc
 from .transport import Answer, ConnectFailed, Connection, ConnectionOwner
 
 logger = get_logger(__name__)
@@ -44,13 +43,7 @@ logger = get_logger(__name__)
 X_MS_VERSION = '2023-11-03'
 STORAGE_RESOURCE = 'https://storage.azure.com/'
 
-# Storage's transient answers: request timeout, throttling, and server faults.
-_RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-# These say the request was not carried out, so a retry after them cannot be a second execution.
-_NOT_EXECUTED_STATUSES = frozenset({429, 503})
 _MAX_BLOB_NAME_LENGTH = 1024
-# An attempt that failed before anything was sent: it cannot have been carried out.
-_NO_CONNECTION = 'no connection'
 _SIG = re.compile(r'(?i)\b(sig=)[^&\s\'"]+')
 _BEARER = re.compile(r'(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{16,}')
 
@@ -166,10 +159,19 @@ class BlobContainer(ConnectionOwner):  # pylint: disable=too-many-instance-attri
             raise InvalidSettingError('timeout_in_seconds must be greater than 0')
         self.credential = credential
         self.timeout_in_seconds = timeout_in_seconds
-        self.retry = retry
-        self._clock, self._sleep, self._wall, self._rng = clock, sleep, wall, rng
+        self._wall = wall
+        self._resender = Resender(retry, clock=clock, sleep=sleep, rng=rng, wall=wall)
         self._conn = Connection(host, port, https=https, ssl_context=ssl_context,
                                 connect_timeout_in_seconds=retry.connect_timeout_in_seconds)
+
+    @property
+    def retry(self):
+        """The ``config.RetryPolicy`` of every operation (it may be replaced between operations)."""
+        return self._resender.retry
+
+    @retry.setter
+    def retry(self, policy):
+        self._resender.retry = policy
 
     # Operations ------------------------------------------------------------------------------------------
 
@@ -239,65 +241,30 @@ class BlobContainer(ConnectionOwner):  # pylint: disable=too-many-instance-attri
     # One operation, with retries --------------------------------------------------------------------------
 
     def _request(self, method, name, query=None, *, body=None, headers=None):
-        """Send until an answer that is not retried, within the deadline -> ``(answer, uncertain)``.
-
-        ``uncertain``: an earlier attempt may have been carried out (its answer was lost, or was a fault
-        that does not say it was not), so a 404 or 409 may be this operation's own doing.
-        """
+        """Send until an answer that is not retried, within the deadline -> ``(answer, uncertain)``
+        (``retrying.Sent`` says what ``uncertain`` means)."""
         target = self._target(name, query)
-        deadline = self._clock() + self.retry.deadline_in_seconds
-        attempt, uncertain, last = 0, False, None
-        while True:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise self._deadline_error(method, name, last)
-            answer, failure, retry_after = self._attempt(method, target, body, headers, remaining)
-            if answer is not None and answer.status not in _RETRIED_STATUSES:
-                return answer, uncertain
-            last = answer or failure
-            uncertain = uncertain or (failure not in (None, _NO_CONNECTION)) or (
-                answer is not None and answer.status not in _NOT_EXECUTED_STATUSES)
-            delay = self.retry.delay(attempt, self._rng) if retry_after is None else retry_after
-            if self._clock() + delay >= deadline:
-                raise self._deadline_error(method, name, last)
-            logger.info('Blob Storage: %s to %s %s; retrying in %.1f s', _describe(last), method,
-                        self._what(name), delay)
-            self._sleep(delay)
-            attempt += 1
 
-    def _attempt(self, method, target, body, headers, remaining):
-        """One exchange -> ``(answer, None, retry_after)``, or ``(None, failure, None)`` when it broke."""
-        query, auth_headers = ('', {}) if self.credential is None else self.credential.authorize(
-            deadline_in_seconds=remaining)
-        if query:
-            target += ('&' if '?' in target else '?') + query
-        request_headers = {'x-ms-version': X_MS_VERSION, 'x-ms-date': formatdate(self._wall(), usegmt=True),
-                           'x-ms-client-request-id': str(uuid.uuid4())}
-        request_headers.update(headers or {})
-        request_headers.update(auth_headers)
+        def exchange(remaining):
+            query_string, auth_headers = ('', {}) if self.credential is None else self.credential.authorize(
+                deadline_in_seconds=remaining)
+            request_headers = {'x-ms-version': X_MS_VERSION, 'x-ms-date': formatdate(self._wall(), usegmt=True),
+                               'x-ms-client-request-id': str(uuid.uuid4())}
+            request_headers.update(headers or {})
+            request_headers.update(auth_headers)
+            return self._conn.exchange(method, _with_query(target, query_string), body, request_headers,
+                                       timeout_in_seconds=min(self.timeout_in_seconds, remaining))
+
+        def on_retry(last, delay):
+            logger.info('Blob Storage: %s to %s %s; retrying in %.1f s', _describe(last), method, self._what(name),
+                        delay)
         try:
-            answer = self._conn.exchange(method, target, body, request_headers,
-                                         timeout_in_seconds=min(self.timeout_in_seconds, remaining))
+            sent = self._resender.send(exchange, on_retry=on_retry)
         except ConnectFailed as ex:
-            if self._permanent(ex.cause):
-                raise BlobError(f'Cannot connect to Blob Storage at {self.url}: {ex.reason}',
-                                container=self.url) from None
-            return None, _NO_CONNECTION, None
-        except socket.timeout:
-            return None, 'no answer in time', None
-        except (OSError, http.client.HTTPException) as ex:
-            # A reset or a dropped keep-alive connection: the request may be sent again.
-            return None, f'connection dropped ({type(ex).__name__})', None
-        return answer, None, retry_after_seconds(answer.header('Retry-After'), wall=self._wall)
-
-    def _permanent(self, cause):
-        """A name that does not resolve or a certificate that is not trusted will not get better by waiting."""
-        if isinstance(cause, socket.gaierror):
-            return True
-        if self._conn.https:
-            import ssl
-            return isinstance(cause, ssl.SSLError)
-        return False
+            raise BlobError(f'Cannot connect to Blob Storage at {self.url}: {ex.reason}', container=self.url) from None
+        if sent.answer is None:
+            raise self._deadline_error(method, name, sent.last)
+        return sent.answer, sent.uncertain
 
     # Names, answers and errors ------------------------------------------------------------------------
 
@@ -367,6 +334,10 @@ def _parse_container_url(url):
     return https, parts.hostname, port or (443 if https else 80), quote(unquote(path), safe='/')
 
 
+def _with_query(target, query_string):
+    return target + ('&' if '?' in target else '?') + query_string if query_string else target
+
+
 def _netloc(host, port, https):
     host = f'[{host}]' if ':' in host else host
     return host if port == (443 if https else 80) else f'{host}:{port}'
@@ -399,4 +370,4 @@ def _error_message(body):
 def _describe(last):
     if isinstance(last, Answer):
         return f'{last.status} {_error_code(last) or last.reason}'
-    return str(last)
+    return describe(last)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from .errors import InvalidSettingError
 from .vocabulary import CycleAction, HealthMode
 
-# Settings are frozen and taken by keyword. ``kw_only`` came in Python 3.10: on an older Python (the agent
-# runs on a VM's own, 3.8 and later) they are only frozen; every caller passes keywords all the same.
-_SETTINGS = {'frozen': True, 'kw_only': True} if sys.version_info >= (3, 10) else {'frozen': True}
+# Settings are frozen and taken by keyword: ``@dataclass(**FROZEN_BY_KEYWORD)``. ``kw_only`` came in Python
+# 3.10: on an older Python (the agent runs on a VM's own, 3.8 and later) they are only frozen; every caller
+# passes keywords all the same.
+FROZEN_BY_KEYWORD = {'frozen': True, 'kw_only': True} if sys.version_info >= (3, 10) else {'frozen': True}
 
 # IMDS's first call on a VM enables Scheduled Events and can take up to two minutes to answer.
 IMDS_DEADLINE_IN_SECONDS = 120.0
@@ -23,7 +24,7 @@ IMDS_DEADLINE_IN_SECONDS = 120.0
 IMDS_CONNECT_TIMEOUT_IN_SECONDS = 2.0
 
 
-@dataclass(**_SETTINGS)
+@dataclass(**FROZEN_BY_KEYWORD)
 class RetryPolicy:
     """Capped exponential backoff with jitter, within one overall deadline.
 
@@ -72,8 +73,13 @@ IMDS_OUTAGE_WARNING_IN_SECONDS = 10.0
 HANDLER_KILL_GRACE_IN_SECONDS = 5.0
 # Keep the end of a handler's output in the log, not all of it.
 HANDLER_OUTPUT_TAIL_IN_BYTES = 4096
+# A webhook or Event Grid notification: each attempt waits this long, and at most this many retries follow
+# the first, within the deadline (a Retry-After that would pass it ends the retries).
 WEBHOOK_TIMEOUT_IN_SECONDS = 5.0
 WEBHOOK_RETRIES = 3
+WEBHOOK_DEADLINE_IN_SECONDS = 30.0
+WEBHOOK_RETRY_POLICY = RetryPolicy(deadline_in_seconds=WEBHOOK_DEADLINE_IN_SECONDS,
+                                   connect_timeout_in_seconds=WEBHOOK_TIMEOUT_IN_SECONDS)
 # The environment variable that holds the Event Grid topic key: a secret never goes on a command line.
 EVENT_GRID_KEY_ENV = 'SCHEDULED_EVENTS_EVENT_GRID_KEY'
 SYSLOG_SOCKET = '/dev/log'
@@ -81,12 +87,14 @@ SYSLOG_SOCKET = '/dev/log'
 COMPLETED_RETENTION_IN_SECONDS = 7 * 24 * 3600
 # Where a service keeps its state; under az without --state-dir it is this name under az's config directory.
 SERVICE_STATE_DIR = '/var/lib/scheduled-events'
+# The standalone agent's, when --state-dir names none.
+AGENT_STATE_DIR = '/var/lib/azure-scheduled-events'
 STATE_DIR_NAME = 'scheduled-events'
 # A service is stopped this long after SIGTERM beyond the longest handler.
 SERVICE_STOP_MARGIN_IN_SECONDS = 30.0
 
 
-@dataclass(**_SETTINGS)
+@dataclass(**FROZEN_BY_KEYWORD)
 class WatchSettings:  # pylint: disable=too-many-instance-attributes
     """How ``watch`` polls and which events it acts on.
 
@@ -134,7 +142,7 @@ FANOUT_SLOW_POLL_AFTER_SECONDS = 60.0
 FANOUT_SLOW_POLL_IN_SECONDS = 5.0
 
 
-@dataclass(**_SETTINGS)
+@dataclass(**FROZEN_BY_KEYWORD)
 class FanoutSettings:
     """How a fleet command spreads over instances.
 
@@ -165,7 +173,7 @@ CYCLE_POLL_MIN_IN_SECONDS = 2.0
 CYCLE_POLL_MAX_IN_SECONDS = 10.0
 
 
-@dataclass(**_SETTINGS)
+@dataclass(**FROZEN_BY_KEYWORD)
 class CycleSettings:  # pylint: disable=too-many-instance-attributes
     """How ``cycle`` moves through a scale set.
 

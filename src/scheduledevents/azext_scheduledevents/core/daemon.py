@@ -8,6 +8,8 @@ SIGTERM and SIGINT stop polling; running handlers finish (or reach their deadlin
 and the process exits 0.
 """
 
+from __future__ import annotations
+
 import functools
 import json
 import queue
@@ -16,6 +18,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
+from .config import FROZEN_BY_KEYWORD
 from .coordination import Coordinator
 from .handlers import BlobSink, EventGridSink, SyslogSink, WebhookSink, redact_url
 from .imds import ImdsClient
@@ -60,7 +63,7 @@ class LinePrinter:
                 logger.warning('Cannot write to stdout: %s', ex)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(**FROZEN_BY_KEYWORD)
 class SinkOptions:
     """Where transitions are sent besides stdout. The Event Grid key is never shown in a repr or log."""
 
@@ -94,17 +97,22 @@ def run_watch(options, *, endpoint, state_dir, emit, stop=None):
     return run(endpoint=endpoint, api_version=options.api_version, state_dir=options.state_dir or state_dir,
                settings=options.settings(), policy=options.policy(), commands=options.commands(),
                sink_options=options.sink_options(imds_endpoint=endpoint), emit=emit, stop=stop,
-               coordination_container=options.coordination_container(imds_endpoint=endpoint))
+               coordination_container=options.coordination_container(imds_endpoint=endpoint),
+               metrics_file=options.metrics_file)
 
 
 def run(*, endpoint, api_version, state_dir, settings, policy, commands, sink_options, emit, stop=None,
-        coordination_container=None):
+        coordination_container=None, metrics_file=None, report_write=None):
     """Run the watcher until SIGTERM/SIGINT (or ``stop``), or for one poll with ``settings.once``.
-    ``coordination_container`` makes the ``blob.BlobContainer`` of ``--approver all``.
+    ``coordination_container`` makes the ``blob.BlobContainer`` of ``--approver all``. After each poll the
+    status file in ``state_dir`` and the Prometheus ``metrics_file`` (if any) are rewritten with
+    ``report_write`` (``write_atomic``; a test passes one that counts).
 
     Returns False when, in ``once`` mode, IMDS did not answer. Raises ``StateLockedError`` when another
     watcher uses ``state_dir``.
     """
+    from .reportwriter import ReportWriter
+    from .watchstats import WatchStats
     if stop is None:
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -123,9 +131,13 @@ def run(*, endpoint, api_version, state_dir, settings, policy, commands, sink_op
                         settings.interval_in_seconds, store.directory)
             coordinator = None if coordination_container is None else Coordinator(
                 coordination_container, vm_name=vm_name, interval_in_seconds=settings.interval_in_seconds)
+            reports = ReportWriter(store.directory, metrics_path=metrics_file, write=report_write)
             watcher = Watcher(client, store, vm_name=vm_name, client_factory=client_factory, settings=settings,
                               policy=policy, commands=commands, sinks=sink_options.build(vm_name), emit=emit,
-                              coordinator=coordinator)
-            return watcher.run(stop)
+                              coordinator=coordinator, stats=WatchStats(), publish=reports.publish)
+            try:
+                return watcher.run(stop)
+            finally:
+                reports.close()
     finally:
         store.unlock()

@@ -57,12 +57,34 @@ class InstanceResult:
     @property
     def where(self):
         """The columns that say which instance answered, as every fleet row starts."""
-        return {'Instance': self.target.name, 'InstanceId': self.target.instance_id}
+        return _where(self.target)
 
     @property
     def reading(self):
         """``(where, vm_name, document)`` for ``views``; only for a result that is ``ok``."""
         return self.where, self.vm_name, self.document
+
+
+@dataclass(frozen=True)
+class ScriptResult:
+    """What one instance's script gave: the ``read`` function's answer, or why there is none."""
+
+    target: FleetTarget
+    answer: object = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self):
+        return self.error is None
+
+    @property
+    def where(self):
+        return _where(self.target)
+
+
+def _where(target):
+    return {'Instance': target.name, 'InstanceId': target.instance_id}
 
 
 class Fleet:
@@ -139,24 +161,40 @@ class Fleet:
                     on_result(results[futures[future]])
         return [results[index] for index in range(len(targets))]
 
+    def run_scripts(self, targets, script_for, read, *, on_result=None):
+        """Any script on every target, ``max_parallel`` at once: ``script_for(target)`` gives the Run Command
+        input (``commandId``, ``script`` lines, optional ``parameters``), ``read(target, output)`` turns the
+        RunCommandResult (a dict) into the answer. -> one ``ScriptResult`` per target, in their order."""
+        def run_one(target):
+            started = self._clock()
+            try:
+                answer = read(target, self._execute(target, script_for(target)))
+            except (ArmError, RunCommandOutputError) as ex:
+                return ScriptResult(target, error=str(ex), seconds=self._clock() - started)
+            return ScriptResult(target, answer=answer, seconds=self._clock() - started)
+        return self._fan_out(targets, run_one, on_result)
+
     def _run(self, target, command_id, script, step=None):
-        """Run one script on one target; every failure becomes the result's ``error``."""
+        """Run one Scheduled Events script on one target; every failure becomes the result's ``error``."""
         started = self._clock()
-        if target.power_state not in (None, 'running'):
-            return InstanceResult(target, error=f'the VM is {target.power_state}, not running')
         try:
-            with arm_errors(resource_group=self.resource_group, vmss_name=self.vmss_name, vm_name=self.vm_name):
-                poller = self._begin(target, {'commandId': command_id, 'script': script})
-                output = poller.result(timeout=self.settings.instance_timeout_in_seconds)
-            if not poller.done():
-                return InstanceResult(target, error=f'Run Command did not finish within '
-                                                    f'{self.settings.instance_timeout_in_seconds:g} s',
-                                      seconds=self._clock() - started)
-            answers = parse_output(output.as_dict() if hasattr(output, 'as_dict') else output)
-            result = self._result(target, answers, step)
+            output = self._execute(target, {'commandId': command_id, 'script': script})
+            result = self._result(target, parse_output(output), step)
         except (ArmError, RunCommandOutputError, ImdsProtocolError) as ex:
             result = InstanceResult(target, error=str(ex))
         return InstanceResult(result.target, result.vm_name, result.document, result.error, self._clock() - started)
+
+    def _execute(self, target, parameters):
+        """Run Command on one target -> its RunCommandResult as a dict. Raises ``ArmError`` (the VM is not
+        running, the operation failed or did not finish in time)."""
+        if target.power_state not in (None, 'running'):
+            raise ArmError(f'the VM is {target.power_state}, not running')
+        with arm_errors(resource_group=self.resource_group, vmss_name=self.vmss_name, vm_name=self.vm_name):
+            poller = self._begin(target, parameters)
+            output = poller.result(timeout=self.settings.instance_timeout_in_seconds)
+        if not poller.done():
+            raise ArmError(f'Run Command did not finish within {self.settings.instance_timeout_in_seconds:g} s')
+        return output.as_dict() if hasattr(output, 'as_dict') else output
 
     def _begin(self, target, parameters):
         polling = _scheduled_polling(self.settings, self._clock)

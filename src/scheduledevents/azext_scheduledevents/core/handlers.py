@@ -10,12 +10,12 @@ Notifications carry the transition line; secrets (URL queries, user info, the Ev
 appear in logs.
 
     CommandHandler.parse('/usr/local/bin/drain --grace 20').run(line, timeout=25)
-    WebhookSink('https://hooks.example/se').notify(line)
+    WebhookSink('https://hooks.example/se', source='/scheduledevents/web_0').notify(line)
 """
 
+from __future__ import annotations
+
 import json
-import logging
-import logging.handlers
 import os
 import shlex
 import shutil
@@ -23,11 +23,11 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from .config import (HANDLER_KILL_GRACE_IN_SECONDS, HANDLER_OUTPUT_TAIL_IN_BYTES, SYSLOG_SOCKET, WEBHOOK_RETRIES,
                      WEBHOOK_TIMEOUT_IN_SECONDS)
 from .errors import HandlerConfigError
+from .httppost import JsonPoster, redact_url
 from .log import get_logger
 from .vocabulary import StepStatus
 
@@ -45,15 +45,6 @@ class HandlerResult:
     exit_code: int | None
     seconds: float
     detail: str
-
-
-def redact_url(url):
-    """The URL without its query, fragment or user info, which may hold secrets (SAS tokens, codes)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ''
-    if parts.port:
-        host = f'{host}:{parts.port}'
-    return urlunsplit((parts.scheme, host, parts.path, '', ''))
 
 
 def event_environment(line):
@@ -147,15 +138,16 @@ class CommandHandler:
 
 
 class WebhookSink:  # pylint: disable=too-few-public-methods
-    """POSTs each transition as a CloudEvents 1.0 structured-mode event, with timeout, retries and backoff."""
+    """POSTs each transition as a CloudEvents 1.0 structured-mode event, with timeout, retries and backoff
+    (``httppost.JsonPoster``, which ``poster_options`` reach: ``sleep=``, ``ssl_context=`` ...)."""
 
     step = 'webhook'
 
-    def __init__(self, url, *, source, timeout=WEBHOOK_TIMEOUT_IN_SECONDS, retries=WEBHOOK_RETRIES):
+    def __init__(self, url, *, source, timeout=WEBHOOK_TIMEOUT_IN_SECONDS, retries=WEBHOOK_RETRIES,
+                 **poster_options):
         self.url = url
         self.source = source
-        self.timeout = timeout
-        self._session = _session(retries)
+        self._poster = JsonPoster(url, timeout_in_seconds=timeout, retries=retries, **poster_options)
 
     def notify(self, line):
         body = {
@@ -168,7 +160,7 @@ class WebhookSink:  # pylint: disable=too-few-public-methods
             'datacontenttype': 'application/json',
             'data': line,
         }
-        return _post(self._session, self.url, body, {'Content-Type': CLOUDEVENTS_CONTENT_TYPE}, self.timeout)
+        return self._poster.post(body, {'Content-Type': CLOUDEVENTS_CONTENT_TYPE})
 
 
 class EventGridSink:  # pylint: disable=too-few-public-methods
@@ -176,12 +168,12 @@ class EventGridSink:  # pylint: disable=too-few-public-methods
 
     step = 'event-grid'
 
-    def __init__(self, url, *, key, vm_name, timeout=WEBHOOK_TIMEOUT_IN_SECONDS, retries=WEBHOOK_RETRIES):
+    def __init__(self, url, *, key, vm_name, timeout=WEBHOOK_TIMEOUT_IN_SECONDS, retries=WEBHOOK_RETRIES,
+                 **poster_options):
         self.url = url
         self.vm_name = vm_name
-        self.timeout = timeout
         self._key = key
-        self._session = _session(retries)
+        self._poster = JsonPoster(url, timeout_in_seconds=timeout, retries=retries, **poster_options)
 
     def __repr__(self):
         return f'EventGridSink({redact_url(self.url)!r}, key=********)'
@@ -195,8 +187,7 @@ class EventGridSink:  # pylint: disable=too-few-public-methods
             'data': line,
             'dataVersion': '1.0',
         }]
-        return _post(self._session, self.url, body, {'aeg-sas-key': self._key, 'Content-Type': 'application/json'},
-                     self.timeout)
+        return self._poster.post(body, {'aeg-sas-key': self._key, 'Content-Type': 'application/json'})
 
 
 class BlobSink:  # pylint: disable=too-few-public-methods
@@ -228,6 +219,7 @@ class SyslogSink:  # pylint: disable=too-few-public-methods
     step = 'syslog'
 
     def __init__(self, address=SYSLOG_SOCKET):
+        import logging.handlers     # syslog is opt-in: a watcher without it need not load this (and pickle)
         self._logger = logging.getLogger('scheduled-events-syslog')
         self._logger.propagate = False
         self._logger.setLevel(logging.INFO)
@@ -239,29 +231,3 @@ class SyslogSink:  # pylint: disable=too-few-public-methods
     def notify(self, line):
         self._logger.info(json.dumps(line, separators=(',', ':')))
         return True
-
-
-def _session(retries):
-    import requests  # a webhook is opt-in: list and approve never pay for importing requests
-    from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
-    session = requests.Session()
-    retry = Retry(total=retries, backoff_factor=0.5, backoff_jitter=0.25,
-                  status_forcelist=(408, 429, 500, 502, 503, 504), allowed_methods=None,
-                  respect_retry_after_header=True, raise_on_status=False)
-    session.mount('http://', HTTPAdapter(max_retries=retry))
-    session.mount('https://', HTTPAdapter(max_retries=retry))
-    return session
-
-
-def _post(session, url, body, headers, timeout):
-    import requests
-    try:
-        response = session.post(url, data=json.dumps(body), headers=headers, timeout=timeout)
-    except requests.RequestException as ex:
-        logger.warning('Notification to %s failed: %s', redact_url(url), type(ex).__name__)
-        return False
-    if response.status_code >= 300:
-        logger.warning('Notification to %s answered %s', redact_url(url), response.status_code)
-        return False
-    return True

@@ -125,8 +125,9 @@ def _script(os_type, purpose, steps):
     return (WINDOWS_COMMAND if windows else LINUX_COMMAND), text.splitlines()
 
 
-def parse_output(result):
-    """Run Command's RunCommandResult (a dict, as JSON) -> {step: (status, body)} from the marked lines."""
+def parse_output(result, *, required=('name',)):
+    """Run Command's RunCommandResult (a dict, as JSON) -> {step: (status, body)} from the marked lines; the
+    ``end`` marker and the ``required`` ones must be there, or the output was cut."""
     values = result.get('value') if isinstance(result, dict) else None
     if not values:
         raise RunCommandOutputError('Run Command returned no output')
@@ -140,7 +141,7 @@ def parse_output(result):
     if 'doc-too-large' in answers:
         raise RunCommandOutputError(f'the Scheduled Events document ({answers["doc-too-large"][1].strip()} bytes) '
                                     f'does not fit in Run Command\'s {OUTPUT_WINDOW_IN_BYTES}-byte output window')
-    if 'end' not in answers or 'name' not in answers:
+    if 'end' not in answers or any(step not in answers for step in required):
         reason = 'its beginning was cut off' if 'end' in answers else 'the script did not finish'
         stderr = message.split('\n[stderr]\n', 1)[1].strip() if '\n[stderr]\n' in message else ''
         raise RunCommandOutputError(f'the output cannot be read ({reason})' + (f': {stderr[-200:]}' if stderr else ''))

@@ -24,6 +24,7 @@ from .events import ScheduledEvent
 from .lines import transition_line
 from .log import get_logger
 from .vocabulary import StepStatus, TransitionKind
+from .watchstats import WatchStats
 
 logger = get_logger(__name__)
 
@@ -31,9 +32,10 @@ _BEFORE_NOT_BEFORE = (TransitionKind.SCHEDULED, TransitionKind.RESCHEDULED)
 
 
 class StepRunner:  # pylint: disable=too-many-instance-attributes
-    """Runs the steps of one transition at a time; ``emit`` takes each line, ``stop`` ends it between steps."""
+    """Runs the steps of one transition at a time; ``emit`` takes each line, ``stop`` ends it between steps,
+    ``stats`` (a ``WatchStats``) hears of every command run."""
 
-    def __init__(self, store, *, commands, sinks, settings, vm_name, emit, stop, now=None):
+    def __init__(self, store, *, commands, sinks, settings, vm_name, emit, stop, stats=None, now=None):
         self._store = store
         self._commands = commands
         self._sinks = sinks
@@ -41,6 +43,7 @@ class StepRunner:  # pylint: disable=too-many-instance-attributes
         self._vm_name = vm_name
         self._emit = emit
         self._stop = stop
+        self._stats = stats or WatchStats()
         self._now = now or (lambda: datetime.now(timezone.utc))
 
     def run(self, record, transition):
@@ -81,6 +84,7 @@ class StepRunner:  # pylint: disable=too-many-instance-attributes
                 result = handler.run(dict(line, SecondsUntilNotBefore=left, attempt=attempt),
                                      timeout=self._timeout(transition, left))
                 self._finish(record, transition, step, result.status)
+                self._stats.handler_ran(transition.kind, result.status)
                 log = logger.info if result.status == StepStatus.OK else logger.warning
                 log('Handler %s for %s of %s %s after %.1f s (attempt %d).', handler.name, transition.kind,
                     line['EventId'], result.detail, result.seconds, attempt)

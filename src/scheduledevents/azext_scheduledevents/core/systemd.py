@@ -13,6 +13,10 @@ import os
 
 from .config import SERVICE_STATE_DIR
 
+# What az needs under systemd: a config folder of its own, and no telemetry or notices.
+AZ_ENVIRONMENT = (('AZURE_CONFIG_DIR', f'{SERVICE_STATE_DIR}/azure'), ('AZURE_CORE_COLLECT_TELEMETRY', 'false'),
+                  ('AZURE_CORE_ONLY_SHOW_ERRORS', 'true'))
+
 
 def systemd_quote(arg):
     """Quote one ExecStart argument as systemd parses it (``%`` and ``$`` are special to systemd too)."""
@@ -22,13 +26,18 @@ def systemd_quote(arg):
     return f'"{escaped}"'
 
 
-def render_unit(argv, *, stop_timeout_in_seconds):
-    """The unit text for the command ``argv`` (an absolute program path first)."""
+def render_unit(argv, *, stop_timeout_in_seconds, description='az scheduled-events watch',
+                state_dir=SERVICE_STATE_DIR, environment=AZ_ENVIRONMENT,
+                environment_file='/etc/default/scheduled-events'):
+    """The unit text for the command ``argv`` (an absolute program path first), its state in ``state_dir``
+    and ``environment`` (``(name, value)`` pairs) set; secrets such as an Event Grid key go in ``environment_file``,
+    never on the command line."""
     if not argv or not argv[0].startswith('/'):
         raise ValueError('the unit needs the absolute path of the program')
     exec_start = ' '.join(systemd_quote(arg) for arg in argv)
+    settings = ''.join(f'Environment={name}={value}\n' for name, value in environment)
     return f"""[Unit]
-Description=Azure Scheduled Events watcher (az scheduled-events watch)
+Description=Azure Scheduled Events watcher ({description})
 Documentation=https://github.com/Azure/azure-cli-extensions/tree/main/src/scheduledevents
 Wants=network-online.target
 After=network-online.target
@@ -38,13 +47,9 @@ Type=simple
 ExecStart={exec_start}
 Restart=always
 RestartSec=2
-StateDirectory={os.path.basename(SERVICE_STATE_DIR)}
+StateDirectory={os.path.basename(state_dir)}
 StateDirectoryMode=0700
-Environment=AZURE_CONFIG_DIR={SERVICE_STATE_DIR}/azure
-Environment=AZURE_CORE_COLLECT_TELEMETRY=false
-Environment=AZURE_CORE_ONLY_SHOW_ERRORS=true
-# Secrets such as an Event Grid key go here, not on the command line.
-EnvironmentFile=-/etc/default/scheduled-events
+{settings}EnvironmentFile=-{environment_file}
 KillMode=mixed
 TimeoutStopSec={int(stop_timeout_in_seconds)}
 

@@ -41,6 +41,11 @@ def retry_after_seconds(value, *, wall=time.time):
         return None if moment is None else max(0.0, moment.timestamp() - wall())
 
 
+def parse_iso_utc(text):
+    """``iso_utc``'s text back to epoch seconds."""
+    return datetime.fromisoformat(text.replace('Z', '+00:00')).timestamp()
+
+
 def iso_utc(epoch, *, timespec='seconds'):
     """Epoch seconds -> ISO 8601 in UTC with a ``Z``, as every line and report of this tool writes time."""
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec=timespec).replace('+00:00', 'Z')

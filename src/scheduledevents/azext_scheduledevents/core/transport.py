@@ -2,7 +2,7 @@
 # Copyright (c) Microsoft Corporation. All rights reserved.
 # Licensed under the MIT License. See License.txt in the project root for license information.
 # --------------------------------------------------------------------------------------------
-"""One kept-alive ``http.client`` connection: what the IMDS client and the Blob Storage client share.
+"""One kept-alive ``http.client`` connection: what the IMDS, Blob Storage and webhook clients share.
 
 ``http.client`` never consults HTTP_PROXY or HTTPS_PROXY and adds no header of its own beyond Host,
 Accept-Encoding: identity and Content-Length, and az has already imported it. Each client keeps its own
@@ -22,12 +22,14 @@ from collections import namedtuple
 
 class ConnectFailed(Exception):
     """The TCP connection (or its TLS handshake) could not be made. ``reason`` says why in a few words,
-    ``cause`` is the ``OSError`` itself; nothing was sent."""
+    ``cause`` is the ``OSError`` itself; nothing was sent. ``permanent``: waiting will not help (a name that
+    does not resolve, a certificate that is not trusted)."""
 
-    def __init__(self, reason, *, cause):
+    def __init__(self, reason, *, cause, permanent=False):
         super().__init__(reason)
         self.reason = reason
         self.cause = cause
+        self.permanent = permanent
 
 
 class Answer(namedtuple('Answer', 'status reason headers body')):
@@ -42,7 +44,7 @@ class Answer(namedtuple('Answer', 'status reason headers body')):
 class Connection:
     """A connection opened on first use and kept alive; ``https=True`` wraps it in TLS with ``ssl_context``
     (default: the system's trust store). ``ssl`` is imported only then, so plain HTTP works on a Python
-    built without it."""
+    built without it, or an ``http.client`` imported without it."""
 
     def __init__(self, host, port, *, https=False, ssl_context=None, connect_timeout_in_seconds):
         self.host = host
@@ -85,21 +87,45 @@ class Connection:
 
     def _open(self, timeout):
         if self.https:
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self._context())
+            conn = _TlsConnection(self.host, self.port, timeout=timeout, context=self._context())
         else:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.connect()
         except OSError as ex:
             conn.close()
-            raise ConnectFailed(describe(ex), cause=ex) from None
+            raise ConnectFailed(describe(ex), cause=ex, permanent=self._permanent(ex)) from None
         return conn
+
+    def _permanent(self, ex):
+        if isinstance(ex, socket.gaierror):
+            return True
+        if self.https:
+            import ssl
+            return isinstance(ex, ssl.SSLError)
+        return False
 
     def _context(self):
         if self._ssl_context is None:
             import ssl
             self._ssl_context = ssl.create_default_context()
         return self._ssl_context
+
+
+class _TlsConnection(http.client.HTTPConnection):
+    """HTTPS as ``http.client.HTTPSConnection`` makes it (no proxy tunnel here), which the agent's
+    ``http.client`` does not have: it is imported without ``ssl``, whose 6 MB a watcher of plain-http IMDS
+    need not carry (``agent/main.py``)."""
+
+    default_port = 443
+
+    def __init__(self, host, port, *, timeout, context):
+        super().__init__(host, port, timeout=timeout)
+        self._context = context
+
+    def connect(self):
+        super().connect()
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)
 
 
 def describe(ex):

@@ -159,3 +159,25 @@ class LineStyle(Word):
 
     JSON = 'json'
     TEXT = 'text'
+
+
+class AgentResult(Word):
+    """What ``agent install`` or ``uninstall`` did on one instance."""
+
+    INSTALLED = 'installed'
+    UPGRADED = 'upgraded'
+    UNCHANGED = 'unchanged'
+    REMOVED = 'removed'
+    ABSENT = 'absent'
+    FAILED = 'failed'
+
+
+class AgentState(Word):
+    """How the agent runs on one instance, as ``agent status`` says it; only ``running`` is good."""
+
+    RUNNING = 'running'
+    MISSING = 'missing'
+    OUTDATED = 'outdated'
+    STOPPED = 'stopped'
+    STALE = 'stale'
+    FAILED = 'failed'

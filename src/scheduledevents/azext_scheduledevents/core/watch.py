@@ -6,6 +6,7 @@
 
     poll -> detect.detect (what changed, as values) -> StateStore.apply (saved before anything acts)
          -> StateStore.due -> one thread per event: StepRunner.run, then Approver.decide
+         -> a WatchStats snapshot -> publish (the status and metrics files, written off this thread)
 
 Each event's transitions are worked through in order on a thread of their own, so a long drain for one
 event never delays noticing a 30-second Preempt for another.
@@ -22,6 +23,7 @@ from .errors import ImdsError
 from .log import get_logger
 from .steps import StepRunner
 from .vocabulary import ApproveMode, EventType, TransitionKind
+from .watchstats import EventsView, WatchStats
 
 logger = get_logger(__name__)
 
@@ -29,13 +31,14 @@ logger = get_logger(__name__)
 class Watcher:  # pylint: disable=too-many-instance-attributes
     """Polls through ``client`` and acts through ``commands`` (TransitionKind -> [CommandHandler]) and
     ``sinks``. ``client_factory`` makes the IMDS clients approvals use; ``emit`` takes every line for stdout.
+    Every part reports to ``stats``; after each poll ``publish`` gets its snapshot (``ReportWriter.publish``).
 
         Watcher(ImdsClient(), StateStore(dir), vm_name='web_0', client_factory=ImdsClient,
                 settings=WatchSettings(), policy=ApprovalPolicy(), commands={}, sinks=[], emit=print).run(stop)
     """
 
     def __init__(self, client, store, *, vm_name, client_factory, settings, policy, commands, sinks, emit,
-                 coordinator=None, wall=time.time, clock=time.monotonic):
+                 coordinator=None, stats=None, publish=None, wall=time.time, clock=time.monotonic):
         self._client = client
         self._store = store
         self.vm_name = vm_name
@@ -51,22 +54,26 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         self._outage_warned = False
         self._commands, self._sinks, self._client_factory = commands, sinks, client_factory
         self._coordinator = coordinator
+        self._stats = stats or WatchStats(wall=wall)
+        self._publish = publish or (lambda snapshot: None)
+        self._published = None
         self._runner = self._approver = None
 
     def run(self, stop):
         """Poll every interval until ``stop`` is set (or once), then let running work finish.
 
         After ``stop``, a running command finishes (or meets its deadline) but no new one starts: what is
-        left is still pending in the state and runs when the watcher starts again.
+        left is still pending in the state and runs when the watcher starts again. A snapshot is published
+        after each poll (with ``once``, after its work), and once more at the end if the work changed it.
         """
         self._stop = stop
         now = self._now
         self._runner = StepRunner(self._store, commands=self._commands, sinks=self._sinks, settings=self._settings,
-                                  vm_name=self.vm_name, emit=self._emit, stop=stop, now=now)
+                                  vm_name=self.vm_name, emit=self._emit, stop=stop, stats=self._stats, now=now)
         self._approver = Approver(self._store, policy=self._policy, vm_name=self.vm_name,
                                   client_factory=self._client_factory, settings=self._settings, emit=self._emit,
-                                  coordinator=self._coordinator, stop=stop, wall=self._wall, clock=self._clock,
-                                  now=now)
+                                  coordinator=self._coordinator, stop=stop, stats=self._stats, wall=self._wall,
+                                  clock=self._clock, now=now)
         interval = self._settings.interval_in_seconds
         next_poll = self._clock()
         ok = False
@@ -74,10 +81,12 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
             ok = self.poll()
             if self._settings.once:
                 break
+            self._report()
             # Keep a steady cadence; after a slow poll, poll again at once rather than drift.
             next_poll = max(next_poll + interval, self._clock())
             stop.wait(next_poll - self._clock())
         self.wait_for_work()
+        self._report(unless_unchanged=True)
         return ok
 
     def _now(self):
@@ -97,6 +106,14 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         self._dispatch()
         return document is not None
 
+    def _report(self, *, unless_unchanged=False):
+        """Publish a snapshot of the counts and of the state's events (read in memory, under its lock)."""
+        snapshot = self._stats.snapshot(self._store.read(EventsView.of, self._store.events))
+        if unless_unchanged and snapshot == self._published:
+            return
+        self._published = snapshot
+        self._publish(snapshot)
+
     def wait_for_work(self):
         for job in list(self._jobs.values()):
             job.join()
@@ -114,6 +131,7 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
         return None
 
     def _imds_failed(self, ex):
+        self._stats.poll_failed(ex)
         now = self._clock()
         if self._failing_since is None:
             self._failing_since = now
@@ -124,6 +142,7 @@ class Watcher:  # pylint: disable=too-many-instance-attributes
             logger.info('Poll failed: %s', ex)
 
     def _imds_answered(self):
+        self._stats.poll_answered()
         if self._failing_since is not None and self._outage_warned:
             logger.warning('IMDS answers again after %.0f s.', self._clock() - self._failing_since)
         self._failing_since, self._outage_warned = None, False

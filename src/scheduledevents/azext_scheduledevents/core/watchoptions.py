@@ -130,6 +130,9 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
     state_dir: Optional[str] = _option(
         '--state-dir', 'Directory of the state that makes every step run once across restarts. Default: '
         'scheduled-events under the az config directory.')
+    metrics_file: Optional[str] = _option(
+        '--metrics-file', 'Also write Prometheus metrics to this file after every poll (the text format that '
+        'node_exporter\'s textfile collector reads from its directory; name it *.prom).')
     once: bool = _option('--once', 'Poll once, act, and exit (for timers and cron).', default=False, kind=FLAG,
                          render=False)
 
@@ -165,6 +168,9 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
                 object.__setattr__(self, name, word_class(getattr(self, name)))
             except ValueError:
                 raise InvalidSettingError(f'{self._flag(name)} is one of {", ".join(word_class.values())}.') from None
+        if self.metrics_file is not None:
+            # A service runs from /: the file it writes is the one named where the command was given.
+            object.__setattr__(self, 'metrics_file', os.path.abspath(self.metrics_file))
         if self.wait_for_all_timeout is not None and self.wait_for_all_timeout <= 0:
             raise InvalidSettingError('--wait-for-all-timeout must be a number of seconds greater than 0.')
         self._check_coordination()
@@ -194,13 +200,16 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
 
     def warnings(self):
         """What is allowed but likely a mistake: an event type this version does not know (Azure may add
-        types, so it is not refused)."""
+        types, so it is not refused), a metrics file the textfile collector will not read."""
         known = EventType.values()
         for name in ('event_types', 'approve_types'):
             unknown = sorted(set(getattr(self, name) or ()) - set(known))
             if unknown:
                 yield (f'{self._flag(name)}: {", ".join(unknown)} is not a type this version knows '
                        f'({", ".join(known)}).')
+        if self.metrics_file and not self.metrics_file.endswith('.prom'):
+            yield (f'--metrics-file: node_exporter\'s textfile collector reads only *.prom files, not '
+                   f'{self.metrics_file}.')
 
     # What the watcher is made of --------------------------------------------------------------------------
 
@@ -251,6 +260,9 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
         self.commands()
         self.sink_options(environ)
         self.coordination_container(environ)
+        if self.metrics_file and os.path.isdir(self.metrics_file):
+            raise HandlerConfigError(f'--metrics-file {self.metrics_file} is a directory: name a file in it, such as '
+                                     f'{os.path.join(self.metrics_file, "scheduled-events.prom")}.')
 
     # Back to a command line -------------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ test_az_fleet_in_namespace.py: the fixed ports are free there and nothing can le
 """
 
 import datetime
+import hashlib
+import io
 import ipaddress
 import json
 import os
@@ -36,6 +38,7 @@ import ssl
 import subprocess
 import threading
 import time
+import zipfile
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -395,6 +398,51 @@ def check_cycle_resume(run):
     assert sorted(json.loads((run.cwd / 'cycle.json').read_text())['finished']) == ['0', '1', '2', '3']
 
 
+def _take_agents_off(run):
+    """A new OS disk for every instance, so no agent keeps acting on the events of the examples after."""
+    for instance in run.backend.scale_sets[('my-rg', 'web')].instances.values():
+        instance.vm.reimage()
+
+
+def check_agent_package(run):
+    agent = (run.cwd / 'scheduled-events-agent.pyz').read_bytes()
+    assert agent.startswith(b'#!/usr/bin/env python3\n') and zipfile.is_zipfile(io.BytesIO(agent))
+    assert json.loads(run.out)['Sha256'] == hashlib.sha256(agent).hexdigest()
+
+
+def check_agent_install(run):
+    try:
+        rows = json.loads(run.out)
+        assert [(r['Instance'], r['Result']) for r in rows] == [(f'web_{i}', 'installed') for i in range(4)]
+        unit = run.backend.scale_sets[('my-rg', 'web')].instances['0'].vm.read_file(
+            '/etc/systemd/system/azure-scheduled-events-agent.service').decode()
+        assert 'watch --approve after-handlers --state-dir /var/lib/azure-scheduled-events' in unit
+    finally:
+        _take_agents_off(run)
+
+
+def check_agent_cloud_init(run):
+    text = (run.cwd / 'agent-cloud-init.yaml').read_text()
+    document = yaml.safe_load(text)
+    assert text.startswith('#cloud-config\n') and document['write_files'][0]['encoding'] == 'gz+b64'
+    assert 'service install' in document['runcmd'][0][2]
+
+
+def check_agent_status(run):
+    try:
+        lines = run.out.splitlines()             # the install's JSON, then the table
+        header = next(i for i, line in enumerate(lines) if line.split()[:2] == ['Instance', 'Agent'])
+        rows = _table_rows('\n'.join(lines[header:]))
+        assert len(rows) == 4
+        assert all(row.split()[1] == 'running' for row in rows), run.out
+    finally:
+        _take_agents_off(run)
+
+
+def check_agent_uninstall(run):
+    assert {r['Result'] for r in json.loads(run.out)} <= {'removed', 'absent'}
+
+
 def until_listening(run):
     return f'listening on {EMULATOR_URL}' in run.err
 
@@ -459,6 +507,15 @@ EXPECTATIONS = {
     ('cycle', 'See the plan first; change nothing.'): Expect(check_cycle_dry_run),
     ('cycle', 'Restart two at a time, with a state file so that a killed pipeline can resume.'):
         Expect(check_cycle_resume),
+    ('agent package', 'Write the agent to a file, to bake into an image.'): Expect(check_agent_package),
+    ('agent install', 'Install the agent on every instance of a scale set; it approves each event after its '
+                      'handlers.'): Expect(check_agent_install),
+    ('agent install', 'Custom data for new instances, cloud-init that installs the agent with the same options '
+                      'on first boot.'): Expect(check_agent_cloud_init),
+    ('agent status', 'Gate a pipeline, exit 1 unless every instance runs the current agent and polled within a '
+                     'minute.'): Expect(check_agent_status),
+    ('agent uninstall', 'Take the agent off every instance of a scale set, its state too.'):
+        Expect(check_agent_uninstall),
     ('emulator', 'A Spot eviction (30 s notice), then list it from another shell.'):
         Expect(check_emulator_then_list, until=until_listening, another_shell=True),
     ('emulator', 'Platform maintenance for two scale-set instances, 60 times faster than real time.'):

@@ -6,7 +6,9 @@
 a Unix datagram socket."""
 
 import json
+import logging
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,20 +31,32 @@ LINE = {'time': '2026-11-24T10:00:00.000Z', 'transition': 'scheduled',
 
 
 class Receiver:
-    """A local HTTP endpoint that records what it is sent; it answers 503 to the first ``fail_first``."""
+    """A loopback HTTP endpoint (HTTPS with ``tls``, a ``fakearm.tls.Certificates``) that records what it is
+    sent. Each request gets the next of ``answers``: a status, ``(status, retry_after)``, ``'drop'`` (the
+    connection is closed unanswered) or ``'hang'`` (no answer until the receiver closes); then 200.
+    ``fail_first`` is that many 503s first."""
 
-    def __init__(self, fail_first=0):
+    def __init__(self, fail_first=0, *, answers=(), tls=None):
         self.requests = []
-        self.fail_first = fail_first
+        self.answers = [503] * fail_first + list(answers)
+        self.closing = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers['Content-Length']))
                 receiver.requests.append({'path': self.path, 'headers': dict(self.headers), 'body': json.loads(body)})
-                status = 503 if receiver.fail_first else 200
-                receiver.fail_first = max(0, receiver.fail_first - 1)
+                answer = receiver.answers.pop(0) if receiver.answers else 200
+                if answer == 'drop':
+                    self.close_connection = True
+                    return
+                if answer == 'hang':
+                    receiver.closing.wait(30)
+                    answer = 200
+                status, retry_after = answer if isinstance(answer, tuple) else (answer, None)
                 self.send_response(status)
+                if retry_after is not None:
+                    self.send_header('Retry-After', retry_after)
                 self.send_header('Content-Length', '0')
                 self.end_headers()
 
@@ -50,10 +64,17 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
+        scheme = 'http'
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(tls.cert), str(tls.key))
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = 'https'
+        self.url = '%s://127.0.0.1:%d' % (scheme, self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -109,22 +130,114 @@ def test_webhook_is_a_cloudevent(receiver):
     assert event['type'] == 'Microsoft.Compute.ScheduledEvents.Scheduled' and event['data'] == LINE
 
 
-def test_webhook_retries_with_backoff():
-    server = Receiver(fail_first=2)
+def quick(sink_class, url, **kwargs):
+    """A sink whose waits are recorded instead of slept (``.sleeps``), with the jitter at its lowest."""
+    sleeps = []
+    sink = sink_class(url, sleep=sleeps.append, rng=lambda: 0.0, **kwargs)
+    sink.sleeps = sleeps
+    return sink
+
+
+def test_webhook_retries_transient_answers_with_backoff():
+    server = Receiver(answers=[503, 502])
     try:
-        assert WebhookSink(server.url, source='/x').notify(LINE)
+        sink = quick(WebhookSink, server.url, source='/x')
+        assert sink.notify(LINE)
         assert len(server.requests) == 3
+        assert sink.sleeps == [0.25, 0.5]         # 0.5 s doubling, drawn from its upper half
     finally:
         server.close()
 
 
-def test_webhook_failure_is_reported_without_secrets(caplog):
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        url = 'http://user:pw@127.0.0.1:%d/hook?sig=SECRET' % probe.getsockname()[1]
-    assert not WebhookSink(url, source='/x', retries=0).notify(LINE)
-    assert 'SECRET' not in caplog.text and 'pw' not in caplog.text
-    assert '127.0.0.1' in caplog.text
+def test_webhook_waits_as_long_as_retry_after_asks():
+    server = Receiver(answers=[(429, '2')])
+    try:
+        sink = quick(WebhookSink, server.url, source='/x')
+        assert sink.notify(LINE) and sink.sleeps == [2.0]
+    finally:
+        server.close()
+
+
+def test_webhook_gives_up_after_its_retries(caplog):
+    server = Receiver(answers=[500] * 10)
+    try:
+        sink = quick(WebhookSink, server.url + '/hook', source='/x', retries=2)
+        assert not sink.notify(LINE)
+        assert len(server.requests) == 3
+        assert f'Notification to {server.url}/hook failed: 500 Internal Server Error' in caplog.text
+    finally:
+        server.close()
+
+
+def test_webhook_does_not_retry_what_the_receiver_refuses(caplog):
+    server = Receiver(answers=[400])
+    try:
+        sink = quick(WebhookSink, server.url, source='/x')
+        assert not sink.notify(LINE)
+        assert (len(server.requests), sink.sleeps) == (1, [])
+        assert 'answered 400' in caplog.text
+    finally:
+        server.close()
+
+
+def test_webhook_sends_again_over_a_dropped_connection():
+    server = Receiver(answers=['drop'])
+    try:
+        sink = quick(WebhookSink, server.url, source='/x')
+        assert sink.notify(LINE) and len(server.requests) == 2
+    finally:
+        server.close()
+
+
+def test_each_webhook_attempt_has_a_timeout(caplog):
+    server = Receiver(answers=['hang'])
+    try:
+        started = time.monotonic()
+        assert not WebhookSink(server.url, source='/x', timeout=0.3, retries=0).notify(LINE)
+        assert time.monotonic() - started < 3
+        assert 'no answer in time' in caplog.text
+    finally:
+        server.close()
+
+
+def test_webhook_user_info_is_basic_auth_and_never_logged(caplog):
+    caplog.set_level(logging.INFO)
+    server = Receiver(answers=[503, 500])
+    try:
+        url = server.url.replace('//', '//hook%20user:pw@') + '/hook?sig=SECRET'
+        assert quick(WebhookSink, url, source='/x').notify(LINE)
+        assert server.requests[0]['headers']['Authorization'] == 'Basic aG9vayB1c2VyOnB3'     # "hook user:pw"
+        assert server.requests[0]['path'] == '/hook?sig=SECRET'
+        assert 'retrying' in caplog.text and 'SECRET' not in caplog.text and 'pw' not in caplog.text
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope='module')
+def certificates(tmp_path_factory):
+    from .fakearm.tls import make_certificates
+    return make_certificates(tmp_path_factory.mktemp('tls'))
+
+
+def test_webhook_over_https(certificates):
+    server = Receiver(tls=certificates)
+    try:
+        context = ssl.create_default_context(cafile=str(certificates.ca))
+        assert WebhookSink(server.url + '/hook', source='/x', ssl_context=context).notify(LINE)
+        assert server.requests[0]['body']['subject'] == LINE['EventId']
+    finally:
+        server.close()
+
+
+def test_an_untrusted_certificate_is_not_retried(certificates, caplog):
+    server = Receiver(tls=certificates)
+    try:
+        sink = quick(WebhookSink, server.url, source='/x')      # the system's trust store knows no test CA
+        assert not sink.notify(LINE)
+        assert (server.requests, sink.sleeps) == ([], [])
+        assert 'certificate not trusted' in caplog.text
+    finally:
+        server.close()
 
 
 def test_event_grid_schema_and_key(receiver):

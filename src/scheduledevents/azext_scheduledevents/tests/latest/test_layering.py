@@ -25,8 +25,8 @@ def imported_modules(path):
             yield node.module
 
 
-@pytest.mark.parametrize('folder', ['core', 'emulator'])
-def test_core_and_emulator_import_nothing_from_azure_cli(folder):
+@pytest.mark.parametrize('folder', ['core', 'emulator', 'agent'])
+def test_core_emulator_and_agent_import_nothing_from_azure_cli(folder):
     offenders = [f'{path.name}: {module}' for path in sorted((PACKAGE / folder).rglob('*.py'))
                  for module in imported_modules(path) if module == 'azure.cli' or module.startswith('azure.cli.')]
     assert offenders == []

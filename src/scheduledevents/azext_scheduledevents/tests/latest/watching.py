@@ -71,7 +71,7 @@ class WatcherThread:
     """``daemon.run`` on a thread, the way ``az scheduled-events watch`` runs it, with lines kept in a list."""
 
     def __init__(self, endpoint, state_dir, *, commands=None, policy=None, sinks=None, coordination=None,
-                 **settings):
+                 metrics_file=None, report_write=None, **settings):
         settings.setdefault('interval_in_seconds', 0.05)
         self.lines = []
         self.stop = threading.Event()
@@ -79,7 +79,8 @@ class WatcherThread:
         self._kwargs = dict(endpoint=endpoint, api_version='2020-07-01', state_dir=str(state_dir),
                             settings=WatchSettings(**settings), policy=policy or ApprovalPolicy(),
                             commands=commands or {}, sink_options=sinks or daemon.SinkOptions(),
-                            emit=self.lines.append, stop=self.stop, coordination_container=coordination)
+                            emit=self.lines.append, stop=self.stop, coordination_container=coordination,
+                            metrics_file=metrics_file and str(metrics_file), report_write=report_write)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):

@@ -19,6 +19,7 @@ import base64
 import json
 import re
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -86,6 +87,7 @@ class FakeInstance:
     hang_run_command: bool = False          # the script never finishes (the operation stays InProgress)
     fail_run_command: str | None = None     # the operation fails with this message
     busy: threading.Lock = field(default_factory=threading.Lock)
+    python: str | None = sys.executable     # the VM's python3 (None: it has none)
 
     def resource_id(self, subscription, scale_set=None):
         base = f'/subscriptions/{subscription}/resourceGroups/{self.resource_group}/providers/Microsoft.Compute'
@@ -175,13 +177,15 @@ class FakeArm:
     # Resources --------------------------------------------------------------------------------------------
 
     def add_scale_set(self, resource_group, name, *, count, os_types=None, health_extension=False,
-                      simulate_vms=True):
+                      simulate_vms=True, pythons=None):
         """A Uniform scale set of ``count`` instances named ``<name>_<id>``. With ``simulate_vms`` each Linux
         instance gets a simulated VM (its own namespace and IMDS) for Run Command; the reimage tests need none.
+        ``pythons`` gives an instance (by index) another python3 than this one, or None for none at all.
         """
         scale_set = FakeScaleSet(name, resource_group, health_extension=health_extension)
         for index in range(count):
-            scale_set.new_instance((os_types or {}).get(index, 'Linux'))
+            instance = scale_set.new_instance((os_types or {}).get(index, 'Linux'))
+            instance.python = (pythons or {}).get(index, instance.python)
         if simulate_vms:
             self._boot(list(scale_set.instances.values()))
         with self._lock:
@@ -223,6 +227,8 @@ class FakeArm:
                     instance.life.pending = [(now + timings.delete, {'provisioning_state': 'Deleted'})]
                     ends.append((now + timings.delete, True))
                 else:
+                    if action == 'reimage' and instance.vm is not None:
+                        instance.vm.reimage()
                     ends.append(instance.life.operate(now, getattr(timings, action), timings.health_delay,
                                                       power_during='running' if action == 'restart' else 'stopped'))
             self._record()
@@ -255,7 +261,8 @@ class FakeArm:
     def _boot(self, instances):
         linux = [i for i in instances if i.os_type == 'Linux']
         for instance in linux:
-            instance.vm = SimulatedVm(instance.name, self.folder / 'vms', os_type='Linux').start()
+            instance.vm = SimulatedVm(instance.name, self.folder / 'vms', os_type='Linux',
+                                      python=instance.python).start()
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(lambda i: i.vm.wait_ready(), linux))
 
@@ -381,7 +388,8 @@ class FakeArm:
                     'message': f'{operation["request"].get("commandId")} cannot run in this fake: '
                                f'no {instance.os_type} VM behind {instance.name}.'})
                 return
-            code, stdout, stderr = instance.vm.run_script(script, SCRIPT_TIMEOUT_IN_SECONDS)
+            parameters = {p['name']: p['value'] for p in operation['request'].get('parameters') or []}
+            code, stdout, stderr = instance.vm.run_script(script, SCRIPT_TIMEOUT_IN_SECONDS, parameters)
             self._propagate_starts(instance)
             time.sleep(max(0.0, self.run_command_latency - (time.monotonic() - started)))
             operation.update(status='Succeeded', endTime=_now(), result=_run_command_result(code, stdout, stderr))
