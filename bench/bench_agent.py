@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src' / 'scheduledevents'))
 
+from procstats import cpu_seconds, rss_mib  # noqa: E402
 from azext_scheduledevents.agent.build import build_zipapp  # noqa: E402
 from azext_scheduledevents.core.config import FANOUT_MAX_PARALLEL  # noqa: E402
 from azext_scheduledevents.emulator.imds import ImdsEmulator  # noqa: E402
@@ -43,18 +44,6 @@ def pythons():
                    if p.name.count('.') == 2 and tuple(int(n) for n in p.name.split('.')[:2]) >= (3, 8))
     chosen = [found[0], found[-1]] if len(found) > 1 else found
     return [(path.name, str(path / 'bin' / 'python3')) for _, path in chosen]
-
-
-def cpu_seconds(pid):
-    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-
-
-def rss_mib(pid):
-    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-        if line.startswith('VmRSS:'):
-            return int(line.split()[1]) / 1024
-    return float('nan')
 
 
 def median_seconds(argv, env, runs=RUNS):

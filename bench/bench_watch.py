@@ -13,7 +13,6 @@ Run with the project's venv: .venv/bin/python bench/bench_watch.py [--events 100
 
 import argparse
 import logging
-import os
 import random
 import signal
 import statistics
@@ -25,29 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src' / 'scheduledevents'))
 
+from procstats import cpu_seconds, rss_mib, percentile  # noqa: E402
 from azext_scheduledevents.emulator.imds import ImdsEmulator  # noqa: E402
 from azext_scheduledevents.tests.latest import netguard  # noqa: E402
 from azext_scheduledevents.tests.latest.azcli import build_and_add_extension  # noqa: E402
 from azext_scheduledevents.tests.latest.watching import Recorder  # noqa: E402
 
 INTERVAL = 1.0
-
-
-def cpu_seconds(pid):
-    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-
-
-def rss_mib(pid):
-    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-        if line.startswith('VmRSS:'):
-            return int(line.split()[1]) / 1024
-    return float('nan')
-
-
-def percentile(values, share):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
 def main():

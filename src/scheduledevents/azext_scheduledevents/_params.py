@@ -66,8 +66,7 @@ def load_arguments(self, _):
                    help='With --vmss-name: approve on this instance. Default: the first instance that sees the event.')
 
     with self.argument_context('scheduled-events watch') as c:
-        for spec in WatchOptions.specs():
-            c.extra(spec.dest, **_watch_argument(spec))
+        _watch_options(c)
         c.argument('print_systemd_unit', options_list=['--print-systemd-unit'], action='store_true',
                    help='Print a systemd service unit that runs this exact watch command, and exit.')
 
@@ -113,13 +112,18 @@ def _load_agent_arguments(self):
         c.argument('file', options_list=['--file', '-f'], help='Where to write the agent (a Python zipapp).')
 
     with self.argument_context('scheduled-events agent install') as c:
-        for spec in WatchOptions.specs():
-            c.extra(spec.dest, **_watch_argument(spec))
+        _watch_options(c)
         c.argument('print_cloud_init', options_list=['--print-cloud-init'], action='store_true',
                    help='Print cloud-init user data that installs the agent with these options on a new VM, and exit.')
 
     with self.argument_context('scheduled-events agent uninstall') as c:
         c.argument('purge', options_list=['--purge'], action='store_true', help='Also delete the agent\'s state.')
+
+
+def _watch_options(c):
+    """Every watch option of ``WatchOptions``, in the context ``c`` (watch, and agent install)."""
+    for spec in WatchOptions.specs():
+        c.extra(spec.dest, **_watch_argument(spec))
 
 
 def _watch_argument(spec):

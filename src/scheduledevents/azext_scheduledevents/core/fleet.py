@@ -40,8 +40,23 @@ class FleetTarget:
     power_state: str | None
 
 
+class _OneInstance:  # pylint: disable=too-few-public-methods
+    """What every per-instance result says: which instance (``target``), and whether it went well."""
+
+    target = error = None      # the dataclass's own fields
+
+    @property
+    def ok(self):
+        return self.error is None
+
+    @property
+    def where(self):
+        """The columns that say which instance answered, as every fleet row starts."""
+        return {'Instance': self.target.name, 'InstanceId': self.target.instance_id}
+
+
 @dataclass(frozen=True)
-class InstanceResult:
+class InstanceResult(_OneInstance):
     """What one instance answered: its compute.name and document, or why it could not be read."""
 
     target: FleetTarget
@@ -51,40 +66,19 @@ class InstanceResult:
     seconds: float = 0.0
 
     @property
-    def ok(self):
-        return self.error is None
-
-    @property
-    def where(self):
-        """The columns that say which instance answered, as every fleet row starts."""
-        return _where(self.target)
-
-    @property
     def reading(self):
         """``(where, vm_name, document)`` for ``views``; only for a result that is ``ok``."""
         return self.where, self.vm_name, self.document
 
 
 @dataclass(frozen=True)
-class ScriptResult:
+class ScriptResult(_OneInstance):
     """What one instance's script gave: the ``read`` function's answer, or why there is none."""
 
     target: FleetTarget
     answer: object = None
     error: str | None = None
     seconds: float = 0.0
-
-    @property
-    def ok(self):
-        return self.error is None
-
-    @property
-    def where(self):
-        return _where(self.target)
-
-
-def _where(target):
-    return {'Instance': target.name, 'InstanceId': target.instance_id}
 
 
 class Fleet:

@@ -16,8 +16,12 @@ so a failed exchange never leaves a half-read answer on a socket that is used ag
 """
 
 import http.client
+import os
 import socket
 from collections import namedtuple
+
+# A private CA's bundle (a TLS-inspecting proxy, a test's throwaway CA): the variable az itself honours.
+CA_BUNDLE_ENV = 'REQUESTS_CA_BUNDLE'
 
 
 class ConnectFailed(Exception):
@@ -43,7 +47,8 @@ class Answer(namedtuple('Answer', 'status reason headers body')):
 
 class Connection:
     """A connection opened on first use and kept alive; ``https=True`` wraps it in TLS with ``ssl_context``
-    (default: the system's trust store). ``ssl`` is imported only then, so plain HTTP works on a Python
+    (default: the CA bundle in REQUESTS_CA_BUNDLE, as az and requests take it, else the system's trust
+    store). ``ssl`` is imported only then, so plain HTTP works on a Python
     built without it, or an ``http.client`` imported without it."""
 
     def __init__(self, host, port, *, https=False, ssl_context=None, connect_timeout_in_seconds):
@@ -108,7 +113,7 @@ class Connection:
     def _context(self):
         if self._ssl_context is None:
             import ssl
-            self._ssl_context = ssl.create_default_context()
+            self._ssl_context = ssl.create_default_context(cafile=os.environ.get(CA_BUNDLE_ENV) or None)
         return self._ssl_context
 
 
