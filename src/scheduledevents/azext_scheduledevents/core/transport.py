@@ -47,8 +47,7 @@ class Answer(namedtuple('Answer', 'status reason headers body')):
 
 class Connection:
     """A connection opened on first use and kept alive; ``https=True`` wraps it in TLS with ``ssl_context``
-    (default: the CA bundle in REQUESTS_CA_BUNDLE, as az and requests take it, else the system's trust
-    store). ``ssl`` is imported only then, so plain HTTP works on a Python
+    (default: the system's trust store, and the CA bundle in REQUESTS_CA_BUNDLE too, which az honours). ``ssl`` is imported only then, so plain HTTP works on a Python
     built without it, or an ``http.client`` imported without it."""
 
     def __init__(self, host, port, *, https=False, ssl_context=None, connect_timeout_in_seconds):
@@ -113,7 +112,10 @@ class Connection:
     def _context(self):
         if self._ssl_context is None:
             import ssl
-            self._ssl_context = ssl.create_default_context(cafile=os.environ.get(CA_BUNDLE_ENV) or None)
+            context = ssl.create_default_context()
+            if os.environ.get(CA_BUNDLE_ENV):
+                context.load_verify_locations(cafile=os.environ[CA_BUNDLE_ENV])
+            self._ssl_context = context
         return self._ssl_context
 
 

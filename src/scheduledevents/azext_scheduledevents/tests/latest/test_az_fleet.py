@@ -25,16 +25,23 @@ pytestmark = pytest.mark.skipif(not IN_NAMESPACE, reason='runs inside its own ne
 
 @pytest.fixture(scope='module')
 def fleet(az, tmp_path_factory):
-    """Scale set web: 0 and 3 share a Reboot, 1 is Windows, 2 is busy, 4 has too much to say."""
+    """Scale set web: 0 and 3 share a Reboot, 1 is Windows, 2 is busy, 4's document is 42 KB (read gzipped),
+    5's too large for Run Command's window even gzipped."""
     # Reimages slower than az's 2-second health polls, as they are on Azure (minutes).
     timings = Timings(reimage=3.0, health_delay=1.0, create=3.0, delete=0.5)
     with FakeArm(tmp_path_factory.mktemp('arm'), timings=timings) as arm:
-        web = arm.add_scale_set('rg', 'web', count=5, os_types={1: 'Windows'})
+        web = arm.add_scale_set('rg', 'web', count=6, os_types={1: 'Windows'})
         reboot, = web.instances['0'].vm.add_events([{'EventType': 'Reboot', 'Resources': ['web_0', 'web_3']}])
         web.instances['3'].vm.add_events([{'EventType': 'Reboot', 'Resources': ['web_0', 'web_3'],
                                           'EventId': reboot}])
         web.instances['2'].busy.acquire()
-        web.instances['4'].vm.add_events([{'EventType': 'Freeze', 'Description': 'x' * 600} for _ in range(8)])
+        # As a large scale set's events name hundreds of instances: 42 KB, 2.1 KB gzipped and in base64.
+        web.instances['4'].vm.add_events([{'EventType': 'Freeze', 'Description': 'x' * 600,
+                                           'Resources': ['web_4'] + [f'web_{i}' for i in range(100, 500)]}
+                                          for _ in range(8)])
+        # Random text gzip cannot shrink: 19 KB, 15 KB gzipped and in base64.
+        web.instances['5'].vm.add_events([{'EventType': 'Freeze', 'Description': os.urandom(3072).hex()}
+                                          for _ in range(3)])
         calm = arm.add_scale_set('rg', 'calm', count=2)
         db = arm.add_vm('rg', 'db1')
         db.vm.add_events([{'EventType': 'Redeploy'}])
@@ -53,16 +60,23 @@ def az_fleet(az, fleet, *args):
 
 
 def test_list_aggregates_the_scale_set_and_reports_each_failure(az, fleet):
-    _, _, reboot, _ = fleet
+    arm, _, reboot, _ = fleet
     result = az_fleet(az, fleet, 'list', '-g', 'rg', '--vmss-name', 'web')
     assert result.returncode == 1, result
+    freezes = arm.scale_sets[('rg', 'web')].instances['4'].vm.document()['events']
     assert [(row['Instance'], row['EventId'], row['AffectsThisVm']) for row in result.json] == \
-        [('web_0', reboot, True), ('web_3', reboot, True)]
+        [('web_0', reboot, True), ('web_3', reboot, True)] + [('web_4', e['EventId'], True) for e in freezes]
+    # web_4's document came back whole: every event with all its 401 Resources and its Description.
+    wire = [{name: value for name, value in event.items() if name != 'started_seconds_ago'} for event in freezes]
+    assert len(json.dumps(wire)) > 40_000 and all(len(event['Resources']) == 401 for event in wire)
+    assert [{name: row[name] for name in event} for row, event in zip(result.json[2:], wire)] == wire
     errors = result.stderr.splitlines()
     assert any(line.startswith('ERROR: web_1: ') and 'RunPowerShellScript' in line for line in errors)
     assert any(line.startswith('ERROR: web_2: ') and 'in progress' in line for line in errors)
-    assert any(line.startswith('ERROR: web_4: ') and 'does not fit' in line for line in errors)
-    assert '3 of 5 instances could not be read' in result.stderr and 'Traceback' not in result.stderr
+    assert not any(line.startswith('ERROR: web_4: ') for line in errors)
+    assert any(line.startswith('ERROR: web_5: ') and "does not fit in Run Command's 4096-byte output window even "
+               'compressed; read it with --route control-plane' in line for line in errors), result.stderr
+    assert '3 of 6 instances could not be read' in result.stderr and 'Traceback' not in result.stderr
 
 
 def test_ignore_errors_and_instance_ids(az, fleet):
@@ -79,6 +93,18 @@ def test_approve_through_one_instance(az, fleet):
     result = az_fleet(az, fleet, 'approve', '-g', 'rg', '--vmss-name', 'calm', '--event-id', event_id)
     assert result.returncode == 0, result
     assert result.json[0]['EventStatus'] == 'Started' and result.json[0]['Instance'] == 'calm_1'
+
+
+def test_approve_where_the_document_is_large(az, fleet):
+    arm = fleet[0]
+    vm = arm.scale_sets[('rg', 'web')].instances['4'].vm
+    event_id = vm.document()['events'][-1]['EventId']
+    result = az_fleet(az, fleet, 'approve', '-g', 'rg', '--vmss-name', 'web', '--instance-id', '4',
+                      '--event-id', event_id)
+    assert result.returncode == 0, result
+    assert [(row['Instance'], row['EventId'], row['EventStatus']) for row in result.json] == \
+        [('web_4', event_id, 'Started')]
+    assert [e['EventStatus'] for e in vm.document()['events']] == ['Scheduled'] * 7 + ['Started']
 
 
 def test_a_malicious_event_id_is_refused_before_any_run_command(az, fleet):

@@ -6,14 +6,20 @@
 
 The Linux script is run for real, with sh and bash, against the IMDS emulator: a fake ``curl`` (or
 ``wget``) first on PATH sends the script's 169.254.169.254 requests to the emulator on loopback and
-refuses any other URL. There is no PowerShell here, so the Windows script is checked as text only.
+refuses any other URL; gzip or base64 can be left off PATH to run the plain-text fallback. There is no
+PowerShell here, so the Windows script is checked as text only.
 """
 
+import base64
+import gzip
 import json
 import os
+import re
 import shutil
 import socket
+import struct
 import subprocess
+import zlib
 
 import pytest
 
@@ -68,17 +74,67 @@ def test_parse_windows_result_shape_one_value_per_stream():
     assert parse_output(result)['doc'] == (200, DOC)
 
 
+def packed(text, header=None):
+    """``text`` gzipped and in base64, as the scripts send it; ``header`` replaces gzip's own 10 bytes."""
+    if header is None:
+        return base64.b64encode(gzip.compress(text.encode())).decode()
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = deflate.compress(text.encode()) + deflate.flush()
+    trailer = struct.pack('<II', zlib.crc32(text.encode()), len(text.encode()) & 0xFFFFFFFF)
+    return base64.b64encode(header + body + trailer).decode()
+
+
+BIG_DOC = json.dumps({'DocumentIncarnation': 5, 'Events': [
+    {'EventId': ID_A, 'EventType': 'Freeze', 'ResourceType': 'VirtualMachine', 'EventStatus': 'Scheduled',
+     'Resources': [f'web_{i}' for i in range(400)], 'NotBefore': 'Mon, 19 Sep 2016 18:29:47 GMT'}]})
+
+
+@pytest.mark.parametrize('header', [
+    None,
+    bytes.fromhex('1f8b0800000000000400'),                       # no mtime, no name: what GZipStream writes
+    bytes.fromhex('1f8b0808') + struct.pack('<I', 1700000000) + b'\x00\x03doc.json\x00',   # a name, an mtime
+], ids=['gzip', 'minimal-header', 'named'])
+@pytest.mark.parametrize('newline', ['\n', '\r\n'], ids=['LF', 'CRLF'])
+def test_parse_a_compressed_document(header, newline):
+    stdout = newline.join(['@@se name 200@@ web_3', f'@@se doc-gz 200@@ {packed(BIG_DOC, header)}', '@@se end@@', ''])
+    assert parse_output(result_with(stdout)) == {'name': (200, 'web_3'), 'doc': (200, BIG_DOC), 'end': (0, '')}
+
+
+def test_parse_a_compressed_document_keeps_its_status_and_counts_as_required():
+    stdout = f'@@se approve 200@@ \n@@se doc-gz 503@@ {packed(BIG_DOC)}\n@@se end@@'
+    answers = parse_output(result_with(stdout), required=('approve', 'doc'))
+    assert answers == {'approve': (200, ''), 'doc': (503, BIG_DOC), 'end': (0, '')}
+
+
+@pytest.mark.parametrize('body, message', [
+    ('not base64!', r'the compressed document cannot be read \('),
+    (base64.b64encode(BIG_DOC.encode()).decode(), 'cannot be read'),                         # base64, not gzip
+    (packed(BIG_DOC)[:-40], r'the compressed document was cut short'),
+    (base64.b64encode(gzip.compress(b'\xff\xfe{}')).decode(), "cannot be read \\('utf-8' codec"),
+    (base64.b64encode(gzip.compress(b' ' * (5 * 1024 * 1024))).decode(), 'is over 4194304 bytes'),
+], ids=['not-base64', 'not-gzip', 'cut-short', 'not-utf-8', 'gzip-bomb'])
+def test_parse_a_compressed_document_that_cannot_be_read(body, message):
+    with pytest.raises(RunCommandOutputError, match=message):
+        parse_output(result_with(f'@@se name 200@@ web_3\n@@se doc-gz 200@@ {body}\n@@se end@@'))
+
+
 @pytest.mark.parametrize('stdout, stderr, message', [
     (f'"Events":[]}}\n@@se doc 200@@ {DOC}\n@@se end@@', '',
      r'the output cannot be read \(its beginning was cut off\)$'),
+    (f'{packed(BIG_DOC)[-900:]}\n@@se end@@', '', r'\(its beginning was cut off\)$'),
     ('@@se name 200@@ web_0\n', '', r'\(the script did not finish\)$'),
     ('', '', r'\(the script did not finish\)$'),
     ('@@se name 200@@ web_0\n', 'sh: 2: curl: Permission denied', r'did not finish\): sh: 2: curl: Permission denied$'),
     ('@@se name 200@@ web_0\n', 'x' * 500 + 'LAST', r'did not finish\): x{196}LAST$'),
+    ('@@se name 200@@ web_0\n@@se doc-too-large@@ 90000 5200\n@@se end@@', '',
+     r"^the Scheduled Events document \(90000 bytes, 5200 gzipped and in base64\) does not fit in Run Command's "
+     r"4096-byte output window even compressed; read it with --route control-plane$"),
     ('@@se name 200@@ web_0\n@@se doc-too-large@@ 9000\n@@se end@@', '',
-     r"document \(9000 bytes\) does not fit in Run Command's 4096-byte output window"),
+     r"^the Scheduled Events document \(9000 bytes\) does not fit in Run Command's 4096-byte output window, and "
+     r"the instance has no gzip and base64 to compress it; read it with --route control-plane$"),
     ('@@se name 200@@ web_0\n@@se doc-too-large@@ 3601\n', '', r'\(3601 bytes\)'),
-], ids=['cut', 'unfinished', 'empty', 'stderr-in-reason', 'stderr-tail-only', 'too-large', 'too-large-unfinished'])
+], ids=['cut', 'cut-compressed', 'unfinished', 'empty', 'stderr-in-reason', 'stderr-tail-only', 'too-large',
+        'too-large-uncompressed', 'too-large-unfinished'])
 def test_output_that_cannot_be_read(stdout, stderr, message):
     with pytest.raises(RunCommandOutputError, match=message):
         parse_output(result_with(stdout, stderr))
@@ -131,7 +187,17 @@ def test_linux_script_text_goes_straight_to_imds():
     script = '\n'.join(read_script('Linux')[1])
     assert script.count("--noproxy '*'") == 2 and script.count('--no-proxy') == 2
     assert script.count("-H 'Metadata: true'") == 2 and script.count("--header='Metadata: true'") == 2
-    assert '[ ${#body} -gt 3600 ]' in script
+    assert '''size=$(printf '%s' "$body" | wc -c | tr -d ' ')''' in script
+    assert 'if [ "$1" = doc ] && [ "$size" -gt 3600 ]; then packed=$(pack "$body"); fi' in script
+    assert '[ ${#packed} -le 3600 ]' in script
+
+
+def test_linux_script_text_compresses_only_with_gzip_and_base64_there():
+    script = '\n'.join(read_script('Linux')[1])
+    assert 'if command -v gzip >/dev/null 2>&1 && command -v base64 >/dev/null 2>&1; then' in script
+    assert "printf '%s' \"$1\" | gzip -9 -c 2>/dev/null | base64 2>/dev/null | tr -d '\\n'" in script
+    assert 'echo "@@se doc-gz $status@@ $packed"' in script
+    assert 'echo "@@se doc-too-large@@ $size ${#packed}"' in script and 'echo "@@se doc-too-large@@ $size"' in script
 
 
 @pytest.mark.parametrize('kind', ['read', 'approve'])
@@ -150,9 +216,24 @@ def test_windows_script_text_goes_straight_to_imds():
     script = '\n'.join(read_script('Windows')[1])
     assert '$request.Proxy = [System.Net.GlobalProxySelection]::GetEmptyWebProxy()' in script
     assert "$request.Headers.Add('Metadata', 'true')" in script
-    assert "$Step -eq 'doc' -and $text.Length -gt 3600" in script
-    assert 'Write-Output "@@se doc-too-large@@ $($text.Length)"' in script
     assert "$ErrorActionPreference = 'Stop'" in script
+
+
+def test_windows_script_text_compresses_what_does_not_fit():
+    script = '\n'.join(read_script('Windows')[1])
+    assert '$size = [System.Text.Encoding]::UTF8.GetByteCount([string]$text)' in script
+    assert """if ($Step -ne 'doc' -or $size -le 3600) { Write-Output "@@se $Step $status@@ $text" }""" in script
+    pack = ['$bytes = [System.Text.Encoding]::UTF8.GetBytes($Text)',
+            '$buffer = New-Object System.IO.MemoryStream',
+            '$gzip = New-Object System.IO.Compression.GZipStream($buffer, '
+            '[System.IO.Compression.CompressionMode]::Compress)',
+            '$gzip.Write($bytes, 0, $bytes.Length); $gzip.Close()',          # closed first: it writes the trailer
+            'return [Convert]::ToBase64String($buffer.ToArray())']
+    lines = [line.strip() for line in script.splitlines()]
+    start = lines.index(pack[0])
+    assert lines[start - 1] == 'function Pack([string]$Text) {' and lines[start:start + len(pack)] == pack
+    assert 'if ($packed.Length -le 3600) { Write-Output "@@se doc-gz $status@@ $packed" }' in script
+    assert 'else { Write-Output "@@se doc-too-large@@ $size $($packed.Length)" }' in script
 
 
 @pytest.mark.parametrize('os_type', ['Linux', 'Windows'])
@@ -203,20 +284,27 @@ def tools():
             for name in ('curl', 'wget')]
 
 
-class Vm:
-    """A folder of tools that make ``shell`` scripts reach ``target`` when they ask 169.254.169.254."""
+# Every program the Linux script runs, besides curl or wget.
+SCRIPT_TOOLS = ('sed', 'tr', 'tail', 'wc', 'gzip', 'base64')
 
-    def __init__(self, folder, shell, tool, target):
+
+class Vm:
+    """A folder of tools that make ``shell`` scripts reach ``target`` when they ask 169.254.169.254; the
+    programs named in ``without`` are not on its PATH."""
+
+    def __init__(self, folder, shell, tool, target, without=()):
         self.shell = shutil.which(shell)
         self.bin = folder / 'bin'
         self.bin.mkdir()
         fake = self.bin / tool
         fake.write_text(SHIM.format(imds=IMDS, target=target, real=shutil.which(tool)))
         fake.chmod(0o755)
-        if tool == 'wget':
-            # Only what the script needs, so that `command -v curl` fails and the wget branch runs.
-            for name in ('sed', 'tr', 'tail'):
-                (self.bin / name).symlink_to(shutil.which(name))
+        if tool == 'wget' or without:
+            # Only what the script needs, so that `command -v curl` fails and the wget branch runs, and
+            # `command -v gzip` (or base64) fails for the plain-text fallback.
+            for name in SCRIPT_TOOLS:
+                if name not in without:
+                    (self.bin / name).symlink_to(shutil.which(name))
             self.path = str(self.bin)
         else:
             self.path = f'{self.bin}{os.pathsep}{os.environ["PATH"]}'
@@ -316,17 +404,87 @@ def test_linux_script_run_a_document_at_the_limit_fits_run_commands_window(vm, e
     else:
         lines = approve_script('Linux', [ID_A])[1]                     # not in the document: nothing changes
     code, stdout, _ = vm.run(lines)
-    assert code == 0 and len(stdout) <= OUTPUT_WINDOW
+    assert code == 0 and len(stdout) <= OUTPUT_WINDOW and b'@@se doc 200@@ {' in stdout     # as it is
     answers = vm.run_command(lines)
     assert answers['doc'] == (200, served) and answers['name'] == (200, 'web_0')
 
 
-def test_linux_script_run_a_document_over_the_limit_is_not_printed(vm, emulator):
+def test_linux_script_run_a_document_over_the_limit_comes_back_compressed(vm, emulator):
     served = document_of_length(emulator, 3601)
     code, stdout, _ = vm.run(read_script('Linux')[1])
-    assert code == 0 and b'"Events"' not in stdout
-    with pytest.raises(RunCommandOutputError, match=r'\(3601 bytes\) does not fit'):
-        parse_output(result_with(stdout.decode()))
+    assert code == 0 and b'"Events"' not in stdout and b'@@se doc-gz 200@@ H4sI' in stdout
+    assert vm.run_command(read_script('Linux')[1])['doc'] == (200, served)
+
+
+SCALE_SET = [f'production-frontend-vmss_{i}' for i in range(400)]
+PROSE = 'The host is being updated; memory-preserving maintenance pauses the VM for up to 30 seconds. '
+LARGE_DOCUMENTS = {
+    # Every event of a large scale set names the same instances; gzip says each name again in a few bytes.
+    'three-events-naming-400': [{'EventType': 'Freeze', 'Resources': SCALE_SET} for _ in range(3)],
+    'twenty-long-descriptions': [{'EventType': 'Freeze', 'Description': f'{i}: {PROSE * 12}'} for i in range(20)],
+    'ten-events-naming-400': [{'EventType': 'Freeze', 'Resources': SCALE_SET} for _ in range(10)],
+}
+
+
+@pytest.mark.parametrize('events, size', [
+    (LARGE_DOCUMENTS['three-events-naming-400'], 25_000),
+    (LARGE_DOCUMENTS['twenty-long-descriptions'], 25_000),
+    (LARGE_DOCUMENTS['ten-events-naming-400'], 125_000),           # about 3,300 bytes gzipped and in base64
+], ids=['three-events-naming-400', 'twenty-long-descriptions', 'ten-events-naming-400'])
+def test_linux_script_run_a_large_document_comes_back_whole(vm, emulator, events, size):
+    emulator.add_events(events)
+    served = json.dumps(emulator.document('2020-07-01'))
+    assert len(served) > size
+    code, stdout, _ = vm.run(read_script('Linux')[1])
+    assert code == 0 and len(stdout) <= OUTPUT_WINDOW and b'@@se doc-gz 200@@ H4sI' in stdout
+    answers = vm.run_command(read_script('Linux')[1])
+    assert answers == {'name': (200, 'web_0'), 'doc': (200, served), 'end': (0, '')}
+
+
+def test_linux_script_run_approves_and_reads_a_large_document_after(vm, emulator):
+    first, *others = emulator.add_events(LARGE_DOCUMENTS['three-events-naming-400'])
+    answers = vm.run_command(approve_script('Linux', [first])[1])
+    assert answers['approve'] == (200, '')
+    assert answers['doc'] == (200, json.dumps(emulator.document('2020-07-01')))
+    statuses = {e['EventId']: e['EventStatus'] for e in json.loads(answers['doc'][1])['Events']}
+    assert statuses == {first: 'Started', **{other: 'Scheduled' for other in others}}
+
+
+def random_document(emulator):
+    """Three events whose Descriptions are 6 KB of random hex: too large for the window even compressed."""
+    emulator.add_events([{'EventType': 'Freeze', 'Description': os.urandom(3072).hex()} for _ in range(3)])
+    return json.dumps(emulator.document('2020-07-01'))
+
+
+def test_linux_script_run_a_document_too_large_even_compressed_is_not_printed(vm, emulator):
+    served = random_document(emulator)
+    code, stdout, _ = vm.run(read_script('Linux')[1])
+    assert code == 0 and b'"Events"' not in stdout and b'H4sI' not in stdout
+    with pytest.raises(RunCommandOutputError) as raised:
+        vm.run_command(read_script('Linux')[1])
+    message = str(raised.value)
+    size, compressed = re.fullmatch(
+        r"the Scheduled Events document \((\d+) bytes, (\d+) gzipped and in base64\) does not fit in Run Command's "
+        r"4096-byte output window even compressed; read it with --route control-plane", message).groups()
+    assert int(size) == len(served) and int(compressed) > 3600
+
+
+@pytest.mark.parametrize('without', [('gzip',), ('base64',), ('gzip', 'base64')],
+                         ids=['no-gzip', 'no-base64', 'neither'])
+def test_linux_script_run_without_gzip_or_base64_sends_plain_text(tmp_path, emulator, shell, without):
+    if not shutil.which('curl'):
+        pytest.skip('no curl here')
+    vm = Vm(tmp_path, shell, 'curl', emulator.url, without=without)
+    served = document_of_length(emulator, 3600)
+    assert vm.run_command(read_script('Linux')[1])['doc'] == (200, served)
+    emulator.withdraw()
+    served = document_of_length(emulator, 3601)
+    code, stdout, _ = vm.run(read_script('Linux')[1])
+    assert code == 0 and b'"Events"' not in stdout and b'@@se doc-too-large@@ 3601\n' in stdout
+    with pytest.raises(RunCommandOutputError, match=r"\(3601 bytes\) does not fit in Run Command's 4096-byte output "
+                                                    r"window, and the instance has no gzip and base64 to compress it; "
+                                                    r"read it with --route control-plane$"):
+        vm.run_command(read_script('Linux')[1])
     assert len(served) == 3601
 
 
