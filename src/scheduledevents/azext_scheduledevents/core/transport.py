@@ -47,8 +47,9 @@ class Answer(namedtuple('Answer', 'status reason headers body')):
 
 class Connection:
     """A connection opened on first use and kept alive; ``https=True`` wraps it in TLS with ``ssl_context``
-    (default: the system's trust store, and the CA bundle in REQUESTS_CA_BUNDLE too, which az honours). ``ssl`` is imported only then, so plain HTTP works on a Python
-    built without it, or an ``http.client`` imported without it."""
+    (default: the system's trust store, and the CA bundle in REQUESTS_CA_BUNDLE too, which az honours).
+    ``ssl`` is imported only then, so plain HTTP works on a Python built without it, or an ``http.client``
+    imported without it."""
 
     def __init__(self, host, port, *, https=False, ssl_context=None, connect_timeout_in_seconds):
         self.host = host
