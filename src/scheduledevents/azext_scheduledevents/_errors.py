@@ -20,6 +20,8 @@ RECOMMEND_ENDPOINT = ('Run this on an Azure VM, or point az at an emulator: '
 def _target_not_found(ex):
     if ex.vmss_name:
         return f'See its instances with: az vmss list-instances -g {ex.resource_group} -n {ex.vmss_name} -o table'
+    if ex.availability_set:
+        return f'See the availability sets with: az vm availability-set list -g {ex.resource_group} -o table'
     if ex.resource_group:
         return f'See the scale sets and VMs with: az vmss list -g {ex.resource_group} -o table; ' \
                f'az vm list -g {ex.resource_group} -o table'
@@ -56,7 +58,12 @@ def _blob(ex):
 ERROR_TABLE = (
     (errors.InvalidEndpointError, azclierror.InvalidArgumentValueError,
      'Fix it with: az config set scheduled_events.imds_endpoint=http://HOST:PORT'),
+    (errors.EventNotScheduledError, azclierror.InvalidArgumentValueError,
+     'See each event\'s status with: az scheduled-events list -g <group> --vmss-name <name> --route control-plane '
+     '--status Scheduled Started Completed Canceled'),
     (errors.EventNotFoundError, azclierror.ResourceNotFoundError, RECOMMEND_LIST),
+    (errors.PartialApprovalError, azclierror.AzureResponseError,
+     'Approve the failed ids again, or see their status with: az scheduled-events list --route control-plane'),
     (errors.InvalidEventIdError, azclierror.InvalidArgumentValueError, RECOMMEND_LIST),
     (errors.ImdsUnreachableError, azclierror.AzureConnectionError, RECOMMEND_ENDPOINT),
     (errors.ImdsTimeoutError, azclierror.AzureConnectionError, 'Try again with a larger --timeout.'),
@@ -67,6 +74,14 @@ ERROR_TABLE = (
     (errors.ImdsResponseError, azclierror.AzureResponseError, 'IMDS had a fault: try again in a minute.'),
     (errors.ImdsError, azclierror.AzureConnectionError, 'Run the command again with --debug to see each request.'),
     (errors.TargetNotFoundError, azclierror.ResourceNotFoundError, _target_not_found),
+    (errors.AcknowledgeForbiddenError, azclierror.ForbiddenError,
+     'The login needs the Scheduled Events Contributor role on the target: az role assignment create '
+     '--assignee <principal> --role "Scheduled Events Contributor" --scope <scale set, VM or availability set id>'),
+    (errors.PreviewNotEnabledError, azclierror.ValidationError,
+     'Register the preview and let the target publish: az feature register --namespace Microsoft.Compute '
+     '--name SendScheduledEventsPolicy; then see what else it needs with: az scheduled-events policy show'),
+    (errors.GraphQueryError, azclierror.AzureResponseError,
+     'Resource Graph refused the query this tool built: run again with --debug and report it.'),
     (errors.ArmAuthorizationError, azclierror.ForbiddenError,
      'The login needs a role that allows Run Command and instance actions on the target, such as Virtual '
      'Machine Contributor: az role assignment create --assignee <principal> --role "Virtual Machine '

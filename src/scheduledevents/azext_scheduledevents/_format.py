@@ -51,3 +51,9 @@ def transform_agent_status_table(result):
         'Problems': '' if row.get('Problems') is None else row['Problems'],
         'Error': row.get('Error') or '',
     } for row in result]
+
+
+def transform_policy_table(result):
+    """One line per command and route: does it work for this target, and what turns it on."""
+    return [{'Command': r['Command'], 'Route': r['Route'], 'Works': _yes_no(r['Works']), 'Fix': r['Fix'] or ''}
+            for r in result['Routes']]

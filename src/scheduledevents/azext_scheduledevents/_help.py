@@ -29,6 +29,12 @@ long-summary: >
     With -g and --vmss-name (or --vm-name) it reads every instance of a scale set (or one VM) through Run
     Command instead, and prints one list, each event with its Instance; an instance that cannot be read is
     reported on stderr and makes the command exit 1 (unless --ignore-errors).
+    Where the target's policy publishes scheduled events to Azure Resource Graph (see `az scheduled-events
+    policy show`), --route auto, the default with -g, reads them there instead, in one query whatever the
+    number of instances, with Target, SubscriptionId, ResourceGroup and, for a scale set, InstanceIds;
+    --status Completed Canceled gives the history IMDS never shows. --route control-plane without -g lists
+    the events of every subscription the login sees (or --subscriptions, --management-groups). The route
+    taken is said on stderr.
 examples:
   - name: List the events, as a table.
     text: az scheduled-events list -o table
@@ -44,6 +50,8 @@ examples:
     text: az scheduled-events list -g my-rg --vmss-name web --instance-ids 0 3
   - name: A standalone VM, through Run Command.
     text: az scheduled-events list -g my-rg --vm-name db1
+  - name: Every scheduled event of every subscription this login sees, from Azure Resource Graph.
+    text: az scheduled-events list --route control-plane --query "[].{Target:Target, Type:EventType, Status:EventStatus}" -o table
 """
 
 helps['scheduled-events show'] = """
@@ -67,7 +75,11 @@ long-summary: >
     decide (for example the first one named). Azure may still wait for other VMs on the same host, so an
     approved event can stay Scheduled for a while.
     With -g and --vmss-name it approves through Run Command on an instance that sees the event (one the
-    event names, or --instance-id) and prints the event's status afterwards.
+    event names, or --instance-id) and prints the event's status afterwards. Where the target publishes to
+    Resource Graph (--route auto, the default with -g, or --route control-plane), it approves through the
+    Maintenance acknowledge API instead, with no Run Command, after checking in Resource Graph that each id
+    is a Scheduled event of that target (--force skips the check); it needs the Scheduled Events
+    Contributor role. When some ids fail, every id's row is printed and the command exits 1.
 examples:
   - name: Approve an event.
     text: az scheduled-events approve --event-id C7061BAC-AFDC-4513-B24B-AA5F13A16123
@@ -77,6 +89,27 @@ examples:
         az scheduled-events approve --event-id $ids
   - name: Approve an event of a scale set, through Run Command on an instance that sees it.
     text: az scheduled-events approve -g my-rg --vmss-name web --event-id C7061BAC-AFDC-4513-B24B-AA5F13A16123
+  - name: Approve an event of a scale set that publishes to Resource Graph, through the Maintenance API.
+    text: az scheduled-events approve -g my-rg --vmss-name api --event-id 9F8E7D6C-5B4A-4392-8170-6F5E4D3C2B1A
+"""
+
+helps['scheduled-events policy'] = """
+type: group
+short-summary: How a target's model sets up Scheduled Events, and which routes of this tool work for it.
+"""
+
+helps['scheduled-events policy show'] = """
+type: command
+short-summary: Show a target's scheduledEventsPolicy and scheduledEventsProfile, and which routes work.
+long-summary: >
+    For a scale set (--vmss-name), a VM (--vm-name) or an availability set (--availability-set): the
+    terminate and OS image notifications and their timeouts, automatic approval of user reboots and
+    redeploys, publishing to Event Grid and Resource Graph, the preview feature's registration
+    (Microsoft.Compute/SendScheduledEventsPolicy), and a verdict per command and route with the exact az
+    command that turns on each one that does not work.
+examples:
+  - name: Which routes work for a scale set, and what turns on the others.
+    text: az scheduled-events policy show -g my-rg --vmss-name web -o table
 """
 
 helps['scheduled-events watch'] = """

@@ -13,7 +13,7 @@ from azure.cli.core.commands.parameters import get_enum_type
 from azext_scheduledevents.core.config import (FANOUT_INSTANCE_TIMEOUT_IN_SECONDS, FANOUT_MAX_PARALLEL,
                                                IMDS_DEADLINE_IN_SECONDS)
 from azext_scheduledevents.core.imds import DEFAULT_API_VERSION
-from azext_scheduledevents.core.vocabulary import CycleAction, HealthMode
+from azext_scheduledevents.core.vocabulary import CycleAction, EventStatus, HealthMode, Route
 from azext_scheduledevents.core.watchoptions import FLAG, LIST, REPEAT, WatchOptions
 from azext_scheduledevents.emulator.scenarios import builtin_scenarios
 
@@ -103,7 +103,30 @@ def load_arguments(self, _):
         c.argument('rate_limit', options_list=['--rate-limit'], type=int,
                    help='Requests a second before IMDS answers 429, as IMDS does; 0 turns the limit off.')
 
+    _load_control_plane_arguments(self)
     _load_agent_arguments(self)
+
+
+def _load_control_plane_arguments(self):
+    for scope in ('scheduled-events list', 'scheduled-events approve', 'scheduled-events policy show'):
+        with self.argument_context(scope) as c:
+            c.argument('availability_set', options_list=['--availability-set'],
+                       help='Availability set whose events to read or approve (through the control plane only).')
+    for scope in ('scheduled-events list', 'scheduled-events approve'):
+        with self.argument_context(scope) as c:
+            c.argument('route', arg_type=get_enum_type(Route),
+                       help='run-command: on every instance through Run Command; control-plane: Resource Graph and the Maintenance acknowledge API, where the target publishes there (see policy show); auto (the default with -g): control-plane when the target\'s policy publishes to Resource Graph, else run-command.')
+    with self.argument_context('scheduled-events list') as c:
+        c.argument('subscriptions', options_list=['--subscriptions'], nargs='+',
+                   help='With --route control-plane and no -g: only these subscriptions. Default: every subscription the login sees.')
+        c.argument('management_groups', options_list=['--management-groups'], nargs='+',
+                   help='With --route control-plane and no -g: the subscriptions of these management groups.')
+        c.argument('statuses', options_list=['--status'], nargs='+', arg_type=get_enum_type(EventStatus),
+                   help='Control-plane route: the statuses to list; Completed and Canceled are the history IMDS never shows. Default: Scheduled Started.')
+    with self.argument_context('scheduled-events policy show') as c:
+        c.argument('resource_group_name', options_list=['--resource-group', '-g'], help='Resource group of the target.')
+        c.argument('vmss_name', options_list=['--vmss-name'], help='Scale set whose policy to show.')
+        c.argument('vm_name', options_list=['--vm-name'], help='VM whose policy to show.')
 
 
 def _load_agent_arguments(self):

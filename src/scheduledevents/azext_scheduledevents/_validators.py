@@ -16,28 +16,58 @@ logger = get_logger(__name__)
 
 
 def validate_fleet(namespace):
-    """-g with exactly one of --vmss-name and --vm-name; the fleet options only with them."""
+    """-g with exactly one of --vmss-name, --vm-name (and --availability-set); the fleet options only with
+    them; the options of one route only with it."""
     group = getattr(namespace, 'resource_group_name', None)
-    vmss, vm = getattr(namespace, 'vmss_name', None), getattr(namespace, 'vm_name', None)
+    named = [n for n in (getattr(namespace, 'vmss_name', None), getattr(namespace, 'vm_name', None),
+                         getattr(namespace, 'availability_set', None)) if n]
     fleet_only = [option for name, option in (('instance_ids', '--instance-ids'), ('instance_id', '--instance-id'),
                                               ('max_parallel', '--max-parallel'),
                                               ('instance_timeout', '--instance-timeout'))
                   if getattr(namespace, name, None)]
+    _check_route(namespace, fleet_only)
     if not group:
-        if vmss or vm or fleet_only:
-            raise RequiredArgumentMissingError('--resource-group/-g is required with --vmss-name, --vm-name and '
+        if named or fleet_only:
+            raise RequiredArgumentMissingError('--resource-group/-g is required with --vmss-name, --vm-name, '
+                                               '--availability-set and '
                                                + ', '.join(fleet_only or ['the fleet options']) + '.')
         return
-    if bool(vmss) == bool(vm):
-        raise MutuallyExclusiveArgumentError('With --resource-group, give exactly one of --vmss-name and --vm-name.')
+    vm = getattr(namespace, 'vm_name', None)
+    if len(named) != 1:
+        raise MutuallyExclusiveArgumentError('With --resource-group, give exactly one of --vmss-name, --vm-name and '
+                                             '--availability-set.')
     if vm and {'--instance-ids', '--instance-id'} & set(fleet_only):
         raise MutuallyExclusiveArgumentError('--instance-ids and --instance-id go with --vmss-name, not --vm-name.')
     if getattr(namespace, 'max_parallel', None) is not None and namespace.max_parallel < 1:
         raise InvalidArgumentValueError('--max-parallel must be at least 1.')
     if getattr(namespace, 'instance_timeout', None) is not None and namespace.instance_timeout <= 0:
         raise InvalidArgumentValueError('--instance-timeout must be a number of seconds greater than 0.')
-    if getattr(namespace, 'force', False):
-        raise MutuallyExclusiveArgumentError('--force approves on this VM only; it does not go with --resource-group.')
+    if getattr(namespace, 'force', False) and getattr(namespace, 'route', None) != 'control-plane':
+        raise MutuallyExclusiveArgumentError('--force with --resource-group goes with --route control-plane (it skips '
+                                             'the Resource Graph lookup); through Run Command it does not apply.')
+
+
+def _check_route(namespace, fleet_only):
+    """The options of the control-plane route without -g (--subscriptions, --management-groups) and of one
+    route only (--status; the Run Command options) where that route is not the one taken."""
+    route, group = getattr(namespace, 'route', None), getattr(namespace, 'resource_group_name', None)
+    scopes = [o for n, o in (('subscriptions', '--subscriptions'), ('management_groups', '--management-groups'))
+              if getattr(namespace, n, None)]
+    if scopes and (group or route != 'control-plane'):
+        raise MutuallyExclusiveArgumentError(f'{" and ".join(scopes)} go with --route control-plane and no '
+                                             '--resource-group (every event those scopes hold).')
+    if route == 'control-plane':
+        others = fleet_only + [o for n, o in (('document', '--document'), ('this_vm', '--this-vm'))
+                               if getattr(namespace, n, None)]
+        if others:
+            raise MutuallyExclusiveArgumentError(f'{", ".join(others)} go with the Run Command route, not '
+                                                 '--route control-plane.')
+        if not group and getattr(namespace, 'event_ids', None):
+            raise RequiredArgumentMissingError('Approving through the control plane needs the target: -g and '
+                                               '--vmss-name, --vm-name or --availability-set.')
+    elif getattr(namespace, 'statuses', None) and (route == 'run-command' or not group):
+        raise MutuallyExclusiveArgumentError('--status goes with the control-plane route (IMDS shows only Scheduled '
+                                             'and Started events).')
 
 
 def validate_list(namespace):
@@ -73,6 +103,13 @@ def validate_watch(namespace):
             options.coordination_container()
     for warning in options.warnings():
         logger.warning('%s', warning)
+
+
+def validate_policy_target(namespace):
+    if not getattr(namespace, 'resource_group_name', None):
+        raise RequiredArgumentMissingError('--resource-group/-g and --vmss-name, --vm-name or --availability-set '
+                                           'are required.')
+    validate_fleet(namespace)
 
 
 def validate_agent_fleet(namespace):

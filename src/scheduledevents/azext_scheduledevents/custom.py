@@ -20,14 +20,19 @@ CONFIG_SECTION = 'scheduled_events'
 ENDPOINT_OPTION = 'imds_endpoint'
 
 
-def list_events(cmd, *, this_vm=False, document=False, api_version=None, timeout=None, resource_group_name=None,
-                vmss_name=None, vm_name=None, instance_ids=None, max_parallel=None, instance_timeout=None,
-                ignore_errors=False):
+def list_events(cmd, *, this_vm=False, document=False, api_version=None,  # pylint: disable=too-many-locals
+                timeout=None, resource_group_name=None, vmss_name=None, vm_name=None, availability_set=None,
+                instance_ids=None, max_parallel=None, instance_timeout=None, ignore_errors=False, route=None,
+                subscriptions=None, management_groups=None, statuses=None):
     from azext_scheduledevents.core.views import document_rows, event_rows
-    if not resource_group_name:
+    from azext_scheduledevents.core.vocabulary import Route
+    if not resource_group_name and route != Route.CONTROL_PLANE:
         from azext_scheduledevents.core.vmcommands import list_rows
         with _imds(cmd, api_version, timeout) as client:
             return list_rows(client, now=datetime.now(timezone.utc), this_vm=this_vm, document=document)
+    target = _target(cmd, resource_group_name, vmss_name, vm_name, availability_set)
+    if _route(cmd, target, route) == Route.CONTROL_PLANE:
+        return _control_plane_list(cmd, target, subscriptions, management_groups, statuses)
     fleet = _fleet(cmd, resource_group_name, vmss_name=vmss_name, vm_name=vm_name, max_parallel=max_parallel,
                    instance_timeout=instance_timeout)
     readings = _fleet_read(cmd, fleet, instance_ids, api_version, ignore_errors)
@@ -42,15 +47,92 @@ def show_event(cmd, event_id, api_version=None, timeout=None):
         return show_row(client, event_id, now=datetime.now(timezone.utc))
 
 
-def approve_events(cmd, *, event_ids, force=False, api_version=None, timeout=None, resource_group_name=None,
-                   vmss_name=None, vm_name=None, instance_id=None, max_parallel=None, instance_timeout=None):
+def approve_events(cmd, *, event_ids, force=False, api_version=None, timeout=None,  # pylint: disable=too-many-locals
+                   resource_group_name=None, vmss_name=None, vm_name=None, availability_set=None, instance_id=None,
+                   max_parallel=None, instance_timeout=None, route=None):
+    from azext_scheduledevents.core.vocabulary import Route
     if resource_group_name:
+        target = _target(cmd, resource_group_name, vmss_name, vm_name, availability_set)
+        if _route(cmd, target, route) == Route.CONTROL_PLANE:
+            return _control_plane_approve(cmd, target, event_ids, force)
         fleet = _fleet(cmd, resource_group_name, vmss_name=vmss_name, vm_name=vm_name, max_parallel=max_parallel,
                        instance_timeout=instance_timeout)
         return _fleet_approve(cmd, fleet, event_ids, instance_id, api_version)
     from azext_scheduledevents.core.vmcommands import approve_rows
     with _imds(cmd, api_version, timeout) as client:
         return approve_rows(client, event_ids, force=force)
+
+
+def _target(cmd, resource_group_name, vmss_name, vm_name, availability_set):
+    """The ``ArmTarget`` that -g and --vmss-name, --vm-name or --availability-set name (None without -g)."""
+    from azext_scheduledevents._client_factory import current_subscription
+    from azext_scheduledevents.core.targets import ArmTarget
+    from azext_scheduledevents.core.vocabulary import TargetKind
+    if not resource_group_name:
+        return None
+    kind, name = next((k, n) for k, n in ((TargetKind.SCALE_SET, vmss_name), (TargetKind.VM, vm_name),
+                                          (TargetKind.AVAILABILITY_SET, availability_set)) if n)
+    return ArmTarget(current_subscription(cmd.cli_ctx), resource_group_name, kind, name)
+
+
+def _route(cmd, target, requested):
+    """The route a fleet command takes, said on stderr: ``auto`` reads the target's policy."""
+    from azure.cli.core.azclierror import ArgumentUsageError
+    from azext_scheduledevents._client_factory import cf_arm_send
+    from azext_scheduledevents.core.policy import choose_route, read_policy
+    from azext_scheduledevents.core.vocabulary import Route, TargetKind
+    requested = Route(requested or Route.AUTO)
+    if target is None or requested != Route.AUTO:
+        chosen, why = requested, 'as asked'
+    else:
+        with az_errors():
+            policy = read_policy(cf_arm_send(cmd.cli_ctx), target)
+        chosen = choose_route(policy, requested)
+        why = ('its policy publishes to Resource Graph' if chosen == Route.CONTROL_PLANE else
+               'its policy does not publish to Resource Graph')
+    if chosen == Route.RUN_COMMAND and target is not None and target.kind == TargetKind.AVAILABILITY_SET:
+        raise ArgumentUsageError(f'Run Command cannot reach the availability set {target.name} as a whole, and its '
+                                 'policy does not publish to Resource Graph.',
+                                 f'See: az scheduled-events policy show -g {target.resource_group} '
+                                 f'--availability-set {target.name}; or use --vm-name for each of its VMs.')
+    if not cmd.cli_ctx.only_show_errors:
+        logger.warning('Route: %s (%s).', chosen, why)
+    return chosen
+
+
+def _control_plane_list(cmd, target, subscriptions, management_groups, statuses):
+    from azext_scheduledevents._client_factory import cf_arm_send, visible_subscriptions
+    from azext_scheduledevents.core import controlplane
+    if target is not None:
+        subscriptions = [target.subscription]
+    elif not subscriptions and not management_groups:
+        subscriptions = visible_subscriptions(cmd.cli_ctx)
+    with az_errors():
+        return controlplane.list_events(cf_arm_send(cmd.cli_ctx), statuses=statuses or controlplane.DEFAULT_STATUSES,
+                                        now=datetime.now(timezone.utc), subscriptions=subscriptions,
+                                        management_groups=management_groups, target=target)
+
+
+def _control_plane_approve(cmd, target, event_ids, force):
+    from azext_scheduledevents._client_factory import cf_arm_send
+    from azext_scheduledevents.core import controlplane
+    from azext_scheduledevents.core.errors import PartialApprovalError
+    with az_errors():
+        try:
+            return controlplane.approve_events(cf_arm_send(cmd.cli_ctx), target, event_ids, force=force,
+                                               now=datetime.now(timezone.utc))
+        except PartialApprovalError as ex:
+            results, message = ex.results, str(ex)
+    _fail_after_output(cmd, message)
+    return results
+
+
+def show_policy(cmd, *, resource_group_name, vmss_name=None, vm_name=None, availability_set=None):
+    from azext_scheduledevents._client_factory import cf_arm_send
+    from azext_scheduledevents.core.policy import read_policy
+    target = _target(cmd, resource_group_name, vmss_name, vm_name, availability_set)
+    with az_errors():
+        return read_policy(cf_arm_send(cmd.cli_ctx), target).to_view()
 
 
 def _fleet(cmd, resource_group_name, *, vmss_name, vm_name, max_parallel, instance_timeout):

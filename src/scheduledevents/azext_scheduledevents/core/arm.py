@@ -2,15 +2,18 @@
 # Copyright (c) Microsoft Corporation. All rights reserved.
 # Licensed under the MIT License. See License.txt in the project root for license information.
 # --------------------------------------------------------------------------------------------
-"""The one place where azure-core's exceptions from ARM calls become the core's own (``errors.py``).
+"""The one place where ARM's failures become the core's own errors (``errors.py``).
 
-The fan-out, the cycle and the control-plane route call ARM through the SDK and wrap those calls in
-``arm_errors()``, so nothing above them ever sees an SDK exception type.
+The fan-out and the cycle call ARM through the SDK and wrap those calls in ``arm_errors()``; the control
+plane calls REST through a ``send`` function the caller gives (az's authenticated pipeline) and passes
+each ``ArmAnswer`` through ``check()``. Nothing above them sees an SDK exception or a raw answer.
 
     with arm_errors(resource_group='rg', vmss_name='web'):
         compute.virtual_machine_scale_sets.get('rg', 'web')     # a 404 -> TargetNotFoundError
+    check(send('GET', '/subscriptions/S/resourcegroups/rg/...', query={'api-version': '2024-11-01'}))
 """
 
+from collections import namedtuple
 from contextlib import contextmanager
 
 from .errors import ArmAuthorizationError, ArmError, TargetNotFoundError
@@ -50,6 +53,35 @@ def translate(ex, **target):
     if status in (401, 403):
         return ArmAuthorizationError(first_line(ex), **fields)
     return ArmError(first_line(ex), **fields)
+
+
+class ArmAnswer(namedtuple('ArmAnswer', 'status headers body')):
+    """One answer of ARM to a ``send``: the status, the headers (a case-insensitive mapping) and the JSON
+    body (``None`` when there was none). A ``send(method, path, *, query=None, body=None)`` gives these."""
+
+    __slots__ = ()
+
+    def error(self):
+        """``(code, message)`` of ARM's error body, whichever of its shapes it has."""
+        body = self.body if isinstance(self.body, dict) else {}
+        error = body.get('error') or body.get('response') or body
+        error = error if isinstance(error, dict) else {}
+        return error.get('code'), error.get('message') or f'HTTP {self.status}'
+
+
+def check(answer, **target):
+    """``answer`` when it is a success (2xx); otherwise the matching ``ArmError``, raised."""
+    if 200 <= answer.status < 300:
+        return answer
+    code, message = answer.error()
+    fields = {'status': answer.status, 'code': code,
+              'retry_after': retry_after_seconds((answer.headers or {}).get('Retry-After'))}
+    text = f'({code}) {message}' if code else message
+    if answer.status == 404:
+        raise TargetNotFoundError(text, **target, **fields)
+    if answer.status in (401, 403):
+        raise ArmAuthorizationError(text, **fields)
+    raise ArmError(text, **fields)
 
 
 def first_line(ex):

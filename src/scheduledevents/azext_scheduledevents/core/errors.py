@@ -14,7 +14,10 @@
     - ImdsProtocolError        - the answer is not a Scheduled Events document (garbage, wrong shape)
   + ArmError                   - Azure Resource Manager answered with an error (``status``, ``code``)
     - ArmAuthorizationError    - 401 or 403: the login may not do this
-    - TargetNotFoundError      - the scale set, VM or instance ids do not exist
+      - AcknowledgeForbiddenError - it may not acknowledge scheduled events (no Scheduled Events Contributor)
+    - TargetNotFoundError      - the scale set, VM, availability set or instance ids do not exist
+    - PreviewNotEnabledError   - the scheduled-events control plane is not available to the target
+    - GraphQueryError          - Resource Graph refused the query
   + BlobError                  - Blob Storage refused a request or gave no answer in time (``status``, ``code``)
   + RunCommandOutputError      - an instance's Run Command output is not this tool's answer (cut, too large)
   + CycleError                 - a rolling cycle stopped (``report`` says where each instance is)
@@ -27,6 +30,8 @@
   + InvalidEndpointError       - the configured endpoint is not an http://host[:port] URL
   + InvalidEventIdError        - an event id is not a GUID
   + EventNotFoundError         - an event id is not in the current document
+    - EventNotScheduledError   - it is there, but no longer Scheduled (nothing to approve)
+  + PartialApprovalError       - some ids of a list acknowledge failed (``failures``: id -> reason)
 """
 
 
@@ -82,15 +87,35 @@ class ArmAuthorizationError(ArmError):
     """401 or 403: the login has no role that allows the operation (or its token was refused)."""
 
 
-class TargetNotFoundError(ArmError):
-    """The scale set, the VM or some of the instance ids do not exist in ``resource_group``."""
+class AcknowledgeForbiddenError(ArmAuthorizationError):
+    """The login has no role with ``Microsoft.Maintenance/scheduledevents/acknowledge/action``."""
 
-    def __init__(self, message, *, resource_group=None, vmss_name=None, vm_name=None, **kwargs):
+
+class TargetNotFoundError(ArmError):
+    """The scale set, the VM, the availability set or some of the instance ids do not exist in
+    ``resource_group``."""
+
+    def __init__(self, message, *, resource_group=None, vmss_name=None, vm_name=None, availability_set=None,
+                 **kwargs):
         kwargs.setdefault('status', 404)
         super().__init__(message, **kwargs)
         self.resource_group = resource_group
         self.vmss_name = vmss_name
         self.vm_name = vm_name
+        self.availability_set = availability_set
+
+
+class PreviewNotEnabledError(ArmError):
+    """The control plane for scheduled events is not there for this target: the preview feature is not
+    registered, or the service does not offer the api-version (``feature`` names what to register)."""
+
+    def __init__(self, message, *, feature=None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.feature = feature
+
+
+class GraphQueryError(ArmError):
+    """Resource Graph answered 400 to the query this tool built (a bug here, or a service change)."""
 
 
 class BlobError(ScheduledEventsError):
@@ -162,3 +187,17 @@ class EventNotFoundError(ScheduledEventsError):
     def __init__(self, message, *, event_ids=()):
         super().__init__(message)
         self.event_ids = tuple(event_ids)
+
+
+class EventNotScheduledError(EventNotFoundError):
+    """The event is known, but its status is not Scheduled: approving it would do nothing."""
+
+
+class PartialApprovalError(ScheduledEventsError):
+    """A list acknowledge approved some ids and not others: ``failures`` maps each failed id to why, and
+    ``results`` holds every id's row."""
+
+    def __init__(self, message, *, failures=None, results=()):
+        super().__init__(message)
+        self.failures = dict(failures or {})
+        self.results = list(results)

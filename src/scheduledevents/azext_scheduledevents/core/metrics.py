@@ -22,6 +22,8 @@ series to start from. Counters start again from 0 when the watcher restarts, as 
 from .vocabulary import ApprovalState, EventStatus, EventType, TransitionKind
 
 PREFIX = 'azure_scheduled_events_'
+# What IMDS shows; Completed and Canceled are the control plane's alone.
+IMDS_STATUSES = (EventStatus.SCHEDULED, EventStatus.STARTED)
 # The approval results a decision ends with (``sending`` is on the way to one of them).
 APPROVAL_RESULTS = (ApprovalState.APPROVED, ApprovalState.BY_PEER, ApprovalState.WITHHELD, ApprovalState.NOT_SENT,
                     ApprovalState.FAILED)
@@ -29,7 +31,7 @@ APPROVAL_RESULTS = (ApprovalState.APPROVED, ApprovalState.BY_PEER, ApprovalState
 
 def render(snapshot):
     """The metrics file's text for one ``Snapshot``."""
-    present = {(kind, status): 0 for kind in EventType.values() for status in EventStatus.values()}
+    present = {(kind, str(status)): 0 for kind in EventType.values() for status in IMDS_STATUSES}
     present.update({(kind, status): n for kind, status, n in snapshot.events.present})
     kinds = _with_known(TransitionKind.values(), snapshot.handler_runs)
     results = _with_known([str(result) for result in APPROVAL_RESULTS], snapshot.approvals)

@@ -45,6 +45,9 @@ class EventStatus(Word):
 
     SCHEDULED = 'Scheduled'
     STARTED = 'Started'
+    # Only Resource Graph and Event Grid show these; in IMDS an event that is over leaves the document.
+    COMPLETED = 'Completed'
+    CANCELED = 'Canceled'
 
 
 class EventSource(Word):
@@ -181,3 +184,20 @@ class AgentState(Word):
     STOPPED = 'stopped'
     STALE = 'stale'
     FAILED = 'failed'
+
+
+class TargetKind(Word):
+    """What a scheduled event hangs off in the control plane: the resource type in its ARM id."""
+
+    SCALE_SET = 'virtualMachineScaleSets'
+    VM = 'virtualMachines'
+    AVAILABILITY_SET = 'availabilitySets'
+
+
+class Route(Word):
+    """How fleet ``list`` and ``approve`` reach the events: Run Command on every instance, or Azure's control
+    plane (Resource Graph and the Maintenance acknowledge API); ``auto`` picks by the target's policy."""
+
+    AUTO = 'auto'
+    RUN_COMMAND = 'run-command'
+    CONTROL_PLANE = 'control-plane'

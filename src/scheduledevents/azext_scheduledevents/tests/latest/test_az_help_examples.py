@@ -67,6 +67,7 @@ EVENT_ID = 'C7061BAC-AFDC-4513-B24B-AA5F13A16123'       # the id the examples us
 PREEMPT_ID = '2D8E5A0C-3F1B-4E6D-9A7C-5B4F3E2D1C0B'
 OTHER_VM_ID = '7A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D'    # a Freeze for another VM
 REDEPLOY_ID = 'E4D3C2B1-A0F9-4E8D-B7C6-A5B4C3D2E1F0'
+API_EVENT_ID = '9F8E7D6C-5B4A-4392-8170-6F5E4D3C2B1A'    # my-rg/api publishes to Resource Graph
 GRID_KEY = 'example-topic-key'
 EMULATOR_URL = 'http://127.0.0.1:8169'                    # the emulator command's default port
 LONG_RUN_IN_SECONDS = 60                                  # the most a long-running example may take to show it works
@@ -110,7 +111,8 @@ class Example:
     def backend(self):
         if self.command == 'emulator':
             return 'none'
-        if self.command == 'cycle' or re.search(r'(^|\s)(-g|--resource-group)\s', self.text):
+        if (self.command == 'cycle' or re.search(r'(^|\s)(-g|--resource-group)\s', self.text)
+                or '--route control-plane' in self.text):
             return 'fake_arm'
         return 'imds'
 
@@ -443,6 +445,24 @@ def check_agent_uninstall(run):
     assert {r['Result'] for r in json.loads(run.out)} <= {'removed', 'absent'}
 
 
+def check_control_plane_list(run):
+    rows = _table_rows(run.out)
+    assert run.out.split()[:3] == ['Target', 'Type', 'Status'] and len(rows) == 1
+    assert rows[0].split()[1:] == ['Reboot', 'Scheduled'] and rows[0].split()[0].endswith('/api')
+
+
+def check_control_plane_approve(run):
+    row, = json.loads(run.out)
+    assert (row['EventId'], row['StatusBefore'], row['EventStatus']) == (API_EVENT_ID, 'Scheduled', 'Started')
+    assert not [r for r in run.backend.requests()[run.backend.mark:] if r['path'].endswith('/runcommand')]
+
+
+def check_policy_table(run):
+    rows = _table_rows(run.out)
+    assert run.out.split()[:4] == ['Command', 'Route', 'Works', 'Fix'] and len(rows) == 5
+    assert 'az vmss update -g my-rg -n web --additional-scheduled-events true' in run.out
+
+
 def until_listening(run):
     return f'listening on {EMULATOR_URL}' in run.err
 
@@ -487,6 +507,11 @@ EXPECTATIONS = {
     ('list', 'Every instance of a scale set, through Run Command, in one table.'): Expect(check_fleet_table),
     ('list', 'Only instances 0 and 3 of the scale set.'): Expect(check_fleet_instance_ids),
     ('list', 'A standalone VM, through Run Command.'): Expect(check_fleet_vm),
+    ('list', 'Every scheduled event of every subscription this login sees, from Azure Resource Graph.'):
+        Expect(check_control_plane_list),
+    ('approve', 'Approve an event of a scale set that publishes to Resource Graph, through the Maintenance API.'):
+        Expect(check_control_plane_approve),
+    ('policy show', 'Which routes work for a scale set, and what turns on the others.'): Expect(check_policy_table),
     ('show', 'Show an event.'): Expect(check_show),
     ('show', 'Seconds left before an event starts on its own.'): Expect(check_show_seconds),
     ('approve', 'Approve an event.'): Expect(check_approve),
@@ -566,6 +591,8 @@ def fake_arm(az, tmp_path_factory):
     with FakeArm(tmp_path_factory.mktemp('arm'), timings=timings) as arm:
         arm.add_scale_set('my-rg', 'web', count=4, health_extension=True)
         arm.add_vm('my-rg', 'db1')
+        api = arm.add_scale_set('my-rg', 'api', count=2, simulate_vms=False, publish=True)
+        arm.publish(api, {'EventId': API_EVENT_ID, 'Resources': ['api_0', 'api_1']})
         arm.env = az_login(az, arm, config_dir=az.fresh_config_dir('arm-config'))
         yield arm
 
@@ -577,6 +604,7 @@ def _seed_fake_arm(arm):
         instance.vm.control('DELETE', '/_emulator/events')
         if FLEET_EVENTS.get(instance.name):
             instance.vm.add_events(FLEET_EVENTS[instance.name])
+    arm.set_event_status(API_EVENT_ID, 'Scheduled')
     arm.mark, arm.mark_time = len(arm.requests()), time.monotonic()
 
 

@@ -10,7 +10,7 @@ starts (its ``ExecStart``, with its ``EnvironmentFile``) runs there too, against
 units are the ``multi-user.target.wants`` links, as systemd keeps them; a unit's main process is kept in
 ``<runtime>/<unit>.pid`` and its output in ``<runtime>/<unit>.log`` (the journal's stand-in).
 
-    python -m azext_scheduledevents.tests.latest.fakearm.systemctl --runtime DIR enable --now NAME.service
+    python3 -I -S fakearm/systemctl.py --runtime DIR enable --now NAME.service     # the standard library only
 """
 
 import argparse

@@ -65,8 +65,9 @@ class SimulatedVm:
         if self.python:
             python3.symlink_to(self.python)
         systemctl = self.bin / 'systemctl'
-        systemctl.write_text(f'#!/bin/sh\nPYTHONPATH={EXTENSION_SRC} exec {sys.executable} -m '
-                             f'azext_scheduledevents.tests.latest.fakearm.systemctl --runtime {self.runtime} "$@"\n')
+        # The stand-in needs the standard library only: run as a file, it starts in milliseconds.
+        systemctl.write_text(f'#!/bin/sh\nexec {sys.executable} -I -S {Path(__file__).with_name("systemctl.py")} '
+                             f'--runtime {self.runtime} "$@"\n')
         systemctl.chmod(0o755)
 
     def units(self):
