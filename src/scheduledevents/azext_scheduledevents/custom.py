@@ -310,33 +310,36 @@ def agent_install(cmd, *, resource_group_name=None, vmss_name=None, vm_name=None
     """Install the agent with these watch options on every instance (or print cloud-init that does)."""
     import os
     import sys
-    from azure.cli.core.azclierror import RequiredArgumentMissingError
     from azext_scheduledevents.agent import deploy
     from azext_scheduledevents.agent.build import build_zipapp
-    from azext_scheduledevents.agent.remote import cloud_init, install_spec
+    from azext_scheduledevents.agent.remote import cloud_init, install_inputs
     from azext_scheduledevents.core.watchoptions import WatchOptions
     with az_errors():
         options = WatchOptions.from_arguments(kwargs)
-    spec = install_spec(options,
-                        stop_timeout_in_seconds=options.handler_timeout + config.SERVICE_STOP_MARGIN_IN_SECONDS)
+    stop_timeout = options.handler_timeout + config.SERVICE_STOP_MARGIN_IN_SECONDS
+    spec, secrets = install_inputs(options, os.environ, stop_timeout_in_seconds=stop_timeout)
     if print_cloud_init:
         for name in spec['secrets']:
             logger.warning('cloud-init carries no secret: put %s=... in /etc/default/azure-scheduled-events-agent '
                            '(mode 0600) on the image, or install with -g to send it.', name)
         sys.stdout.write(cloud_init(build_zipapp(), dict(spec, secrets=[])))
         return None
-    missing = [name for name in spec['secrets'] if name not in os.environ]
-    if missing:
-        raise RequiredArgumentMissingError(f'{", ".join(missing)} is not set in this shell.',
-                                           'Set it: install sends its value to each instance\'s root-only '
-                                           'environment file, never in a script or command line.')
+    _require_secrets(spec, secrets)
     fleet = _fleet(cmd, resource_group_name, vmss_name=vmss_name, vm_name=vm_name, max_parallel=max_parallel,
                    instance_timeout=instance_timeout)
-    secrets = {name: os.environ[name] for name in spec['secrets']}
     agent = build_zipapp()
     return _agent_rows(cmd, fleet, instance_ids=instance_ids, ignore_errors=ignore_errors, verb='Installed on',
                        work=lambda targets, on_result: deploy.install(fleet, targets, agent=agent, spec=spec,
                                                                       secrets=secrets, on_result=on_result))
+
+
+def _require_secrets(spec, secrets):
+    from azure.cli.core.azclierror import RequiredArgumentMissingError
+    missing = sorted(set(spec['secrets']) - set(secrets))
+    if missing:
+        raise RequiredArgumentMissingError(f'{", ".join(missing)} is not set in this shell.',
+                                           'Set it: install sends its value to each instance\'s root-only '
+                                           'environment file, never in a script or command line.')
 
 
 def agent_status(cmd, *, resource_group_name, vmss_name=None, vm_name=None, instance_ids=None, max_parallel=None,

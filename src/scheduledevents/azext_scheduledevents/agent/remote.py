@@ -17,9 +17,11 @@ stays under ``MAX_SCRIPT_IN_BYTES``.
 """
 
 import base64
+import dataclasses
 import gzip
 import hashlib
 import json
+from urllib.parse import urlsplit
 
 from ..core.errors import RunCommandOutputError
 from ..core.runcommand import LINUX_COMMAND, parse_output
@@ -30,6 +32,8 @@ from .service import AGENT_DIR, AGENT_PATH, ENV_FILE, STATE_DIR, UNIT_NAME, UNIT
 # far below ARM's 4 MB request limit (the agent itself is well under a tenth of it).
 MAX_SCRIPT_IN_BYTES = 256 * 1024
 MIN_PYTHON = (3, 8)
+# Where install puts a webhook URL that carries a secret: SCHEDULED_EVENTS_WEBHOOK_1, _2...
+SECRET_WEBHOOK_ENV = 'SCHEDULED_EVENTS_WEBHOOK'
 BASE64_LINE = 76
 
 _PREAMBLE = r'''# az scheduled-events agent: {purpose}.
@@ -89,9 +93,34 @@ def install_spec(options, *, stop_timeout_in_seconds):
             'secrets': sorted(secret_names(options))}
 
 
+def install_inputs(options, environ, *, stop_timeout_in_seconds):
+    """``(spec, secrets)`` for installing with ``options``: webhook URLs that carry a secret moved out of
+    the options (``without_secret_urls``), and the value in ``environ`` of each secret the spec names
+    (a name missing from ``environ`` is missing from ``secrets``)."""
+    environ = dict(environ)
+    options = without_secret_urls(options, environ)
+    spec = install_spec(options, stop_timeout_in_seconds=stop_timeout_in_seconds)
+    return spec, {name: environ[name] for name in spec['secrets'] if name in environ}
+
+
+def without_secret_urls(options, environ):
+    """``options`` with each ``--webhook`` URL that carries a secret (a query or a user part) moved into a
+    ``--webhook-env`` variable set in ``environ``, so that no unit or script shows it."""
+    kept, moved = [], list(options.webhook_env)
+    for index, url in enumerate(options.webhook):
+        parts = urlsplit(url)
+        if parts.query or parts.username or parts.password:
+            name = f'{SECRET_WEBHOOK_ENV}_{index + 1}'
+            environ[name] = url
+            moved.append(name)
+        else:
+            kept.append(url)
+    return dataclasses.replace(options, webhook=tuple(kept), webhook_env=tuple(moved))
+
+
 def secret_names(options):
-    """The environment variables whose values the watch options need (an Event Grid key, a SAS)."""
-    names = {options.blob_sas_env, options.coordination_sas_env}
+    """The environment variables whose values the watch options need (an Event Grid key, a SAS, a URL)."""
+    names = {options.blob_sas_env, options.coordination_sas_env, *options.webhook_env}
     if options.event_grid_topic:
         names.add(options.event_grid_key_env)
     return {name for name in names if name}

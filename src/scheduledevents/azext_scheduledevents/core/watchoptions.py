@@ -68,6 +68,9 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
     webhook: Tuple[str, ...] = _option(
         '--webhook', 'URL to POST every transition to, as a CloudEvents 1.0 structured event; repeat for several.',
         default=(), kind=REPEAT)
+    webhook_env: Tuple[str, ...] = _option(
+        '--webhook-env', 'Environment variable that holds a webhook URL, for one whose query or user part is a '
+        'secret (a token, a code); repeat for several.', default=(), kind=REPEAT)
     event_grid_topic: Optional[str] = _option(
         '--event-grid-topic', 'Endpoint of a custom Event Grid topic to publish every transition to (Event Grid '
         'schema).')
@@ -245,7 +248,11 @@ class WatchOptions:  # pylint: disable=too-many-instance-attributes
         if self.syslog and not os.path.exists(self.syslog_socket):
             raise HandlerConfigError(f'--syslog: no syslog socket at {self.syslog_socket}.')
         blob = _container(self.blob_url, self.blob_sas_env, environ, imds_endpoint) if self.blob_url else None
-        return SinkOptions(webhooks=self.webhook, event_grid_topic=self.event_grid_topic, event_grid_key=key,
+        missing = [name for name in self.webhook_env if not environ.get(name)]
+        if missing:
+            raise HandlerConfigError(f'--webhook-env: no URL in the environment variable {", ".join(missing)}.')
+        webhooks = self.webhook + tuple(environ[name] for name in self.webhook_env)
+        return SinkOptions(webhooks=webhooks, event_grid_topic=self.event_grid_topic, event_grid_key=key,
                            syslog_socket=self.syslog_socket if self.syslog else None, blob_container=blob)
 
     def coordination_container(self, environ=None, *, imds_endpoint=DEFAULT_ENDPOINT):

@@ -15,7 +15,7 @@ import pytest
 
 from azext_scheduledevents.agent.deploy import _verdict, failed
 from azext_scheduledevents.agent.remote import (MAX_SCRIPT_IN_BYTES, install_script, install_spec, read_answer,
-                                                secret_names, status_script, uninstall_script)
+                                                secret_names, status_script, uninstall_script, without_secret_urls)
 from azext_scheduledevents.core.errors import RunCommandOutputError
 from azext_scheduledevents.core.watchoptions import WatchOptions
 from azext_scheduledevents.version import VERSION
@@ -64,6 +64,18 @@ def test_an_agent_too_large_for_a_run_command_script_is_refused():
     with pytest.raises(ValueError, match='kept under'):
         install_script(os.urandom(MAX_SCRIPT_IN_BYTES), install_spec(
             WatchOptions(), stop_timeout_in_seconds=60))
+
+
+def test_a_webhook_url_with_a_secret_moves_into_the_environment():
+    environ = {}
+    options = without_secret_urls(WatchOptions(webhook=('https://a.example/x?code=s3cret', 'https://b.example/y',
+                                                        'https://user:pw@c.example/z')), environ)
+    assert options.webhook == ('https://b.example/y',)
+    assert options.webhook_env == ('SCHEDULED_EVENTS_WEBHOOK_1', 'SCHEDULED_EVENTS_WEBHOOK_3')
+    assert environ == {'SCHEDULED_EVENTS_WEBHOOK_1': 'https://a.example/x?code=s3cret',
+                       'SCHEDULED_EVENTS_WEBHOOK_3': 'https://user:pw@c.example/z'}
+    assert secret_names(options) == set(options.webhook_env)
+    assert 's3cret' not in ' '.join(install_spec(options, stop_timeout_in_seconds=9)['watch_argv'])
 
 
 def test_secret_names_are_the_environment_variables_the_options_read():

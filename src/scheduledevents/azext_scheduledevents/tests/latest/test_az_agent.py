@@ -132,16 +132,21 @@ def test_windows_and_a_too_old_python_fail_with_their_reasons(az, fleet):
 def test_secrets_reach_a_root_only_file_and_never_the_script_or_the_unit(az, fleet):
     arm, _, web, _ = fleet
     key = 'eg-key-' + 'q' * 20
+    hook = 'https://127.0.0.1:9/hook?code=webhook-secret'
     result = agent(az, fleet, 'install', '-g', 'rg', '--vmss-name', 'web', '--instance-ids', '3', *OPTIONS,
                    '--event-grid-topic', 'https://127.0.0.1:9/api/events', '--event-grid-key-env', 'EG_KEY',
-                   env={'EG_KEY': key})
+                   '--webhook', hook, '--webhook', 'https://127.0.0.1:9/open', env={'EG_KEY': key})
     assert result.returncode == 0, result
     vm = web.instances['3'].vm
-    assert key not in vm.read_file(UNIT_PATH).decode()
-    assert vm.read_file(ENV_FILE).decode() == f'EG_KEY="{key}"\n'
+    unit = vm.read_file(UNIT_PATH).decode()
+    assert key not in unit and 'webhook-secret' not in unit
+    assert '--webhook https://127.0.0.1:9/open --webhook-env SCHEDULED_EVENTS_WEBHOOK_1' in unit
+    assert vm.read_file(ENV_FILE).decode() == f'EG_KEY="{key}"\nSCHEDULED_EVENTS_WEBHOOK_1="{hook}"\n'
     assert stat.S_IMODE((vm.disk / ENV_FILE.lstrip('/')).stat().st_mode) == 0o600
     sent = [r['body'] for r in arm.requests('POST', r'.*/runcommand')][-1]
     assert key not in '\n'.join(sent['script']) and {'name': 'EG_KEY', 'value': key} in sent['parameters']
+    assert 'webhook-secret' not in '\n'.join(sent['script'])
+    assert wait_until(lambda: vm.units().pid('azure-scheduled-events-agent.service'), timeout=10)
     missing = agent(az, fleet, 'install', '-g', 'rg', '--vmss-name', 'web', *OPTIONS, '--event-grid-topic',
                     'https://127.0.0.1:9/api/events', '--event-grid-key-env', 'NOT_SET_HERE')
     assert missing.returncode != 0 and 'NOT_SET_HERE is not set' in missing.stderr
