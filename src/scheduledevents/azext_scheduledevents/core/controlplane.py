@@ -10,12 +10,16 @@ belongs. ``send`` is ARM's REST through the caller's authenticated pipeline (``a
     rows = approve_events(send, target, ['C7061BAC-AFDC-4513-B24B-AA5F13A16123'], force=False, now=...)
 """
 
-from .errors import EventNotFoundError, EventNotScheduledError, PartialApprovalError
+from .errors import EventNotFoundError, EventNotScheduledError, PartialApprovalError, PreviewNotEnabledError
 from .events import ScheduledEvent, validate_event_id
+from .log import get_logger
 from .maintenance import acknowledge
+from .policy import REGISTER_FEATURE, feature_state
 from .resourcegraph import instance_ids, query_events
 from .targets import ArmTarget
 from .vocabulary import EventStatus, Route
+
+logger = get_logger(__name__)
 
 # What is coming or under way; Completed and Canceled are the history.
 DEFAULT_STATUSES = (EventStatus.SCHEDULED, EventStatus.STARTED)
@@ -39,6 +43,12 @@ def list_events(send, *, statuses, now, subscriptions=None, management_groups=No
     """The events of every subscription (or those named, or the management groups'), or of ``target``."""
     rows = query_events(send, statuses=[str(s) for s in statuses], subscriptions=subscriptions,
                         management_groups=management_groups, target=target)
+    if not rows:
+        for subscription in subscriptions or []:
+            state = feature_state(send, subscription)
+            if state not in (None, 'Registered'):
+                logger.warning('No events: the preview that publishes them is %s in subscription %s. Turn it on '
+                               'with: %s --subscription %s', state, subscription, REGISTER_FEATURE, subscription)
     return [event_row(row, now=now) for row in rows]
 
 
@@ -52,6 +62,10 @@ def approve_events(send, target, event_ids, *, force, now):
     before = {} if force else _events_by_id(send, target, now)
     if not force:
         missing = [i for i in ids if i not in before]
+        if missing and feature_state(send, target.subscription) not in (None, 'Registered'):
+            raise PreviewNotEnabledError(f'{", ".join(missing)} cannot be looked up: the preview that publishes '
+                                         f'scheduled events is not registered in subscription {target.subscription}',
+                                         feature='SendScheduledEventsPolicy')
         if missing:
             raise EventNotFoundError(f'{", ".join(missing)} is not an event of {target.id} in Resource Graph',
                                      event_ids=missing)

@@ -103,14 +103,16 @@ def read_policy(send, target):
     profile = (_get(properties, 'virtualMachineProfile', 'scheduledEventsProfile')
                if target.kind == TargetKind.SCALE_SET else properties.get('scheduledEventsProfile'))
     return TargetPolicy(target, policy=properties.get('scheduledEventsPolicy') or {}, profile=profile or {},
-                        feature_state=_feature_state(send, target.subscription))
+                        feature_state=feature_state(send, target.subscription))
 
 
 _TARGET_FIELD = {TargetKind.SCALE_SET: 'vmss_name', TargetKind.VM: 'vm_name',
                  TargetKind.AVAILABILITY_SET: 'availability_set'}
 
 
-def _feature_state(send, subscription):
+def feature_state(send, subscription):
+    """The preview feature's registration state in ``subscription`` (``Registered``, ``NotRegistered``...),
+    or ``None`` when it cannot be read."""
     path = (f'/subscriptions/{subscription}/providers/Microsoft.Features/providers/{FEATURE_NAMESPACE}/features/'
             f'{FEATURE_NAME}')
     try:

@@ -162,3 +162,16 @@ def test_policy_show_with_and_without_publishing(az, fleet):
     assert 'az vmss update -g rg -n calm --additional-scheduled-events true' in calm.stdout
     missing = run(az, fleet, 'policy', 'show', '-g', 'rg', '--vmss-name', 'nothing')
     assert missing.returncode != 0 and 'Traceback' not in missing.stderr
+
+
+def test_without_the_preview_the_error_names_the_registration(az, fleet):
+    arm, _, _ = fleet
+    fresh = arm.publish(arm.scale_sets[('rg', 'web')])['name']
+    arm.feature_registered = False
+    try:
+        result = run(az, fleet, 'approve', '-g', 'rg', '--vmss-name', 'web', '--route', 'control-plane',
+                     '--event-id', fresh)
+    finally:
+        arm.feature_registered = True
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert 'az feature register --namespace Microsoft.Compute --name SendScheduledEventsPolicy' in result.stderr

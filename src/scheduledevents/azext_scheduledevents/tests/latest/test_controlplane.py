@@ -173,3 +173,19 @@ def test_an_unregistered_feature_is_named_with_its_command(arm):
         arm.feature_registered = True
     verdict = next(v for v in policy.routes() if v['Route'] == 'control-plane')
     assert not verdict['Works'] and verdict['Fix'] == REGISTER_FEATURE and 'NotRegistered' in verdict['Why']
+
+
+def test_without_the_preview_approve_says_so_and_sends_nothing(arm):
+    fresh = arm.publish(arm.scale_sets[('rg', 'web2')])['name']
+    before = len(arm.requests('POST', r'.*Microsoft.Maintenance.*'))
+    arm.feature_registered = False
+    try:
+        with pytest.raises(PreviewNotEnabledError, match='not registered'):
+            controlplane.approve_events(arm_send(arm), target(TargetKind.SCALE_SET, 'web2'), [fresh], force=False,
+                                        now=NOW)
+        assert controlplane.list_events(arm_send(arm), statuses=controlplane.DEFAULT_STATUSES, now=NOW,
+                                        subscriptions=[arm.subscription]) == []
+    finally:
+        arm.feature_registered = True
+    assert len(arm.requests('POST', r'.*Microsoft.Maintenance.*')) == before
+    assert arm.requests('GET', r'.*/features/SendScheduledEventsPolicy')
