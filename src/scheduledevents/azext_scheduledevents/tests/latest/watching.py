@@ -59,7 +59,9 @@ class Recorder:
         return CommandHandler.parse(self.command(label, **kwargs))
 
     def runs(self, phase='start'):
-        lines = [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+        text = self.log.read_text()
+        # A handler may be writing its line at this moment: only lines that end with a newline are whole.
+        lines = [json.loads(line) for line in text[:text.rfind('\n') + 1].splitlines() if line.strip()]
         return [line for line in lines if line['phase'] == phase]
 
     def labels(self):
