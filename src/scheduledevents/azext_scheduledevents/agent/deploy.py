@@ -50,7 +50,7 @@ def _on_linux(fleet, targets, script_for, row, on_result):
     rows = []
     for target in targets:
         result = results.get(target)
-        where = {'Instance': target.name, 'InstanceId': target.instance_id}
+        where = target.where
         if result is None:
             rows.append(row(where, None, {'result': AgentResult.FAILED, 'error': NOT_ON_WINDOWS}))
         elif not result.ok:

@@ -44,15 +44,20 @@ def arm_errors(*, resource_group=None, vmss_name=None, vm_name=None):
 
 def translate(ex, **target):
     """One azure-core ``HttpResponseError`` -> the matching ``ArmError``."""
-    status = getattr(ex, 'status_code', None)
-    code = getattr(getattr(ex, 'error', None), 'code', None)
     headers = getattr(getattr(ex, 'response', None), 'headers', None) or {}
+    return _error_for(first_line(ex), getattr(ex, 'status_code', None),
+                      getattr(getattr(ex, 'error', None), 'code', None), headers, target)
+
+
+def _error_for(message, status, code, headers, target):
+    """The ``ArmError`` class that ``status`` calls for: 404 the target is not there, 401 or 403 the login
+    may not; ``target`` names it for a ``TargetNotFoundError``'s recommendation."""
     fields = {'status': status, 'code': code, 'retry_after': retry_after_seconds(headers.get('Retry-After'))}
     if status == 404:
-        return TargetNotFoundError(first_line(ex), **target, **fields)
+        return TargetNotFoundError(message, **target, **fields)
     if status in (401, 403):
-        return ArmAuthorizationError(first_line(ex), **fields)
-    return ArmError(first_line(ex), **fields)
+        return ArmAuthorizationError(message, **fields)
+    return ArmError(message, **fields)
 
 
 class ArmAnswer(namedtuple('ArmAnswer', 'status headers body')):
@@ -74,14 +79,7 @@ def check(answer, **target):
     if 200 <= answer.status < 300:
         return answer
     code, message = answer.error()
-    fields = {'status': answer.status, 'code': code,
-              'retry_after': retry_after_seconds((answer.headers or {}).get('Retry-After'))}
-    text = f'({code}) {message}' if code else message
-    if answer.status == 404:
-        raise TargetNotFoundError(text, **target, **fields)
-    if answer.status in (401, 403):
-        raise ArmAuthorizationError(text, **fields)
-    raise ArmError(text, **fields)
+    raise _error_for(f'({code}) {message}' if code else message, answer.status, code, answer.headers or {}, target)
 
 
 def first_line(ex):

@@ -17,7 +17,7 @@ from .maintenance import acknowledge
 from .policy import REGISTER_FEATURE, feature_state
 from .resourcegraph import instance_ids, query_events
 from .targets import ArmTarget
-from .vocabulary import EventStatus, Route
+from .vocabulary import EventStatus, Route, TargetKind
 
 logger = get_logger(__name__)
 
@@ -34,7 +34,7 @@ def event_row(row, *, now):
     view = event.to_view(vm_name=None, now=now)
     view.update(Target=target.id if target else None, SubscriptionId=row.get('subscriptionId'),
                 ResourceGroup=row.get('resourceGroup'), Route=str(Route.CONTROL_PLANE))
-    if target is not None and target.kind.value == 'virtualMachineScaleSets':
+    if target is not None and target.kind == TargetKind.SCALE_SET:
         view['InstanceIds'] = instance_ids(target, event.resources)
     return view
 

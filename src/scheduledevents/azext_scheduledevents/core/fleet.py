@@ -39,6 +39,11 @@ class FleetTarget:
     os_type: str
     power_state: str | None
 
+    @property
+    def where(self):
+        """The columns that say which instance a row is of, as every fleet row starts."""
+        return {'Instance': self.name, 'InstanceId': self.instance_id}
+
 
 class _OneInstance:  # pylint: disable=too-few-public-methods
     """What every per-instance result says: which instance (``target``), and whether it went well."""
@@ -51,8 +56,7 @@ class _OneInstance:  # pylint: disable=too-few-public-methods
 
     @property
     def where(self):
-        """The columns that say which instance answered, as every fleet row starts."""
-        return {'Instance': self.target.name, 'InstanceId': self.target.instance_id}
+        return self.target.where
 
 
 @dataclass(frozen=True)
