@@ -164,28 +164,38 @@ examples:
 
 helps['scheduled-events cycle'] = """
 type: command
-short-summary: Reimage (or restart, or redeploy) a scale set's instances a few at a time, each back and healthy before the next.
+short-summary: Reimage, restart, redeploy or update a scale set's instances a few at a time, each drained first and back and healthy before the next.
 long-summary: >
     Reads every instance's health score (1 = ProvisioningState succeeded, 2 = PowerState running, 4 = the
     Application Health extension's HealthState healthy; 7 is healthy, or 3 when the scale set has no health
     extension) and stops at once, changing nothing, if a targeted instance is not healthy
     (--ignore-initial-health cycles it anyway). When fewer than two instances are healthy it first scales
     out by one and waits for the new instance, and deletes that instance again at the end, on success,
-    failure, timeout or Ctrl-C. Then it sends the action to one instance at a time (or --max-unavailable
-    at a time) through the per-instance endpoint, never the whole scale set, and waits until the
-    operation is over and the score is back, within --timeout-minutes counted from the moment the action
-    was sent. While any instance is below the score, for any reason, it starts nothing beyond
-    --max-unavailable. On a timeout or a failed operation it stops, leaves the remaining instances
-    untouched, prints the report and exits 1. Progress goes to stderr, the JSON report to stdout.
+    failure, timeout or Ctrl-C. Then, one instance at a time (or --max-unavailable at a time), it runs the
+    --before-script on the instance through Run Command (drain it), sends the action to that instance alone
+    (--action update: the scale set's manual upgrade with that one instance id, never all of them), waits
+    until the score is back within --timeout-minutes counted from the moment the action was sent, and runs
+    the --after-script (a smoke test). Each script gets CYCLE_HOOK, CYCLE_ACTION, CYCLE_INSTANCE_ID,
+    CYCLE_INSTANCE_NAME, CYCLE_ATTEMPT, CYCLE_SCALE_SET and CYCLE_RESOURCE_GROUP in its environment; a
+    non-zero exit stops the cycle (a failed before-script leaves its instance untouched), and the output
+    goes into the report. --action update skips the instances already on the latest model
+    (latestModelApplied) unless --include-up-to-date; --only-outdated makes the other actions choose the
+    same way. While any instance is below the score, for any reason, or (with --respect-maintenance) under
+    a Started scheduled event, it starts nothing beyond --max-unavailable; --zone-by-zone never has two
+    availability zones down at once. On a timeout or a failure it stops, leaves the remaining instances
+    untouched, prints the report and exits 1. Progress goes to stderr, the JSON report to stdout, and with
+    --junit FILE also JUnit XML for the pipeline's test view.
 examples:
   - name: Reimage every instance, one at a time.
     text: az scheduled-events cycle -g my-rg -n web
-  - name: See the plan first; change nothing.
-    text: az scheduled-events cycle -g my-rg -n web --dry-run
-  - name: Restart two at a time, with a state file so that a killed pipeline can resume.
+  - name: See the plan first (outdated instances, zones, hooks, maintenance); change nothing.
+    text: az scheduled-events cycle -g my-rg -n web --action update --zone-by-zone --dry-run
+  - name: Bring the outdated instances to the latest model, draining each first and checking it after, with a JUnit report.
+    text: az scheduled-events cycle -g my-rg -n web --action update --before-script drain.sh --after-script smoke.sh --junit cycle.xml
+  - name: Restart two at a time, never while Azure maintains an instance, with a state file so that a killed pipeline can resume.
     text: |
-        az scheduled-events cycle -g my-rg -n web --action restart --max-unavailable 2 --state-file cycle.json
-        az scheduled-events cycle -g my-rg -n web --action restart --max-unavailable 2 --state-file cycle.json --resume
+        az scheduled-events cycle -g my-rg -n web --action restart --max-unavailable 2 --respect-maintenance --state-file cycle.json
+        az scheduled-events cycle -g my-rg -n web --action restart --max-unavailable 2 --respect-maintenance --state-file cycle.json --resume
 """
 
 helps['scheduled-events agent'] = """

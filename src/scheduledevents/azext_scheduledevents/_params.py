@@ -70,25 +70,7 @@ def load_arguments(self, _):
         c.argument('print_systemd_unit', options_list=['--print-systemd-unit'], action='store_true',
                    help='Print a systemd service unit that runs this exact watch command, and exit.')
 
-    with self.argument_context('scheduled-events cycle') as c:
-        c.argument('resource_group_name', options_list=['--resource-group', '-g'], help='Resource group of the scale set.')
-        c.argument('name', options_list=['--name', '-n'], help='Name of the scale set.')
-        c.argument('instance_ids', options_list=['--instance-ids'], nargs='+', help='Instances to cycle, in this order. Default: all, by instance id.')
-        c.argument('timeout_minutes', options_list=['--timeout-minutes'], type=float,
-                   help='Per instance: minutes from the moment its action is sent until it must be healthy again.')
-        c.argument('ignore_initial_health', options_list=['--ignore-initial-health'], action='store_true',
-                   help='Skip the pre-flight health check; unhealthy instances are still cycled (first).')
-        c.argument('ignore_availability', options_list=['--ignore-availability'], action='store_true',
-                   help='Cycle even when fewer than two instances are healthy, instead of scaling out by one first.')
-        c.argument('max_unavailable', options_list=['--max-unavailable'], type=int,
-                   help='How many instances may be below a healthy score at once, whatever the reason.')
-        c.argument('pause_seconds', options_list=['--pause-seconds'], type=float, help='Seconds to wait between starting instances.')
-        c.argument('action', arg_type=get_enum_type(CycleAction), help='What to do to each instance.')
-        c.argument('health', arg_type=get_enum_type(HealthMode),
-                   help='auto: require the Application Health extension\'s HealthState when the model has the extension (score 7), otherwise warn and require provisioned and running (score 3); extension: require it; none: never.')
-        c.argument('dry_run', options_list=['--dry-run'], action='store_true', help='Print the plan and change nothing.')
-        c.argument('state_file', options_list=['--state-file'], help='File in which finished instances are recorded as the cycle goes (atomically).')
-        c.argument('resume', options_list=['--resume'], action='store_true', help='Skip the instances the --state-file records as finished.')
+    _load_cycle_arguments(self)
 
     with self.argument_context('scheduled-events emulator') as c:
         c.argument('host', options_list=['--host'], help='Address to listen on.')
@@ -166,3 +148,38 @@ def _watch_argument(spec):
     if spec.default not in (None, (), False):
         kwargs['default'] = spec.default
     return kwargs
+
+
+def _load_cycle_arguments(self):
+    with self.argument_context('scheduled-events cycle') as c:
+        c.argument('resource_group_name', options_list=['--resource-group', '-g'], help='Resource group of the scale set.')
+        c.argument('name', options_list=['--name', '-n'], help='Name of the scale set.')
+        c.argument('instance_ids', options_list=['--instance-ids'], nargs='+', help='Instances to cycle, in this order. Default: all, by instance id.')
+        c.argument('timeout_minutes', options_list=['--timeout-minutes'], type=float,
+                   help='Per instance: minutes from the moment its action is sent until it must be healthy again.')
+        c.argument('ignore_initial_health', options_list=['--ignore-initial-health'], action='store_true',
+                   help='Skip the pre-flight health check; unhealthy instances are still cycled (first).')
+        c.argument('ignore_availability', options_list=['--ignore-availability'], action='store_true',
+                   help='Cycle even when fewer than two instances are healthy, instead of scaling out by one first.')
+        c.argument('max_unavailable', options_list=['--max-unavailable'], type=int,
+                   help='How many instances may be below a healthy score at once, whatever the reason.')
+        c.argument('pause_seconds', options_list=['--pause-seconds'], type=float, help='Seconds to wait between starting instances.')
+        c.argument('action', arg_type=get_enum_type(CycleAction), help='What to do to each instance.')
+        c.argument('health', arg_type=get_enum_type(HealthMode),
+                   help='auto: require the Application Health extension\'s HealthState when the model has the extension (score 7), otherwise warn and require provisioned and running (score 3); extension: require it; none: never.')
+        c.argument('dry_run', options_list=['--dry-run'], action='store_true', help='Print the plan and change nothing.')
+        c.argument('state_file', options_list=['--state-file'], help='File in which finished instances are recorded as the cycle goes (atomically).')
+        c.argument('resume', options_list=['--resume'], action='store_true', help='Skip the instances the --state-file records as finished.')
+        c.argument('only_outdated', options_list=['--only-outdated'], action='store_true',
+                   help='Cycle only the instances not on the scale set\'s latest model (latestModelApplied false); --action update does so by default.')
+        c.argument('include_up_to_date', options_list=['--include-up-to-date'], action='store_true',
+                   help='With --action update or --only-outdated: cycle the instances already on the latest model too.')
+        c.argument('before_script', options_list=['--before-script'],
+                   help='A script file (or inline text) run on each instance through Run Command before its action, to drain it; a non-zero exit stops the cycle with that instance untouched.')
+        c.argument('after_script', options_list=['--after-script'],
+                   help='A script file (or inline text) run on each instance through Run Command once it is healthy again, as a smoke test; a non-zero exit stops the cycle before the next instance.')
+        c.argument('respect_maintenance', options_list=['--respect-maintenance'], action='store_true',
+                   help='Count an instance under a Started scheduled event against --max-unavailable until the event leaves, and hold it back; read through Resource Graph where the scale set publishes there, else through Run Command once per batch.')
+        c.argument('zone_by_zone', options_list=['--zone-by-zone'], action='store_true',
+                   help='Never cycle instances of two availability zones at once: zones in order, instances by id within each.')
+        c.argument('junit', options_list=['--junit'], help='Also write the report as JUnit XML to this file (one test case per instance), for Azure DevOps and GitHub test reporting.')

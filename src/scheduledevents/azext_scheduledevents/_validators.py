@@ -4,6 +4,8 @@
 # --------------------------------------------------------------------------------------------
 """Argument checks that run before anything is sent anywhere."""
 
+import os
+
 from azure.cli.core.azclierror import (InvalidArgumentValueError, MutuallyExclusiveArgumentError,
                                        RequiredArgumentMissingError)
 
@@ -137,6 +139,32 @@ def validate_cycle(namespace):
         raise InvalidArgumentValueError('--timeout-minutes must be above 0 and --pause-seconds 0 or more.')
     if namespace.resume and not namespace.state_file:
         raise RequiredArgumentMissingError('--resume needs the --state-file the interrupted run wrote.')
+    if namespace.include_up_to_date and not (namespace.only_outdated or namespace.action == 'update'):
+        raise MutuallyExclusiveArgumentError('--include-up-to-date goes with --action update or --only-outdated.')
+    for option in ('before_script', 'after_script'):
+        value = getattr(namespace, option)
+        if value is not None:
+            setattr(namespace, option, _hook(option, value))
+
+
+def _hook(option, value):
+    """A hook option's value: a file's path (read here, so a missing one fails before anything starts) or
+    the script itself."""
+    from azext_scheduledevents.core.cycle import Hook
+    from azext_scheduledevents.core.errors import InvalidSettingError
+    from azext_scheduledevents.core.vocabulary import HookKind
+    kind = HookKind(option.replace('_', '-'))
+    source = 'inline'
+    if os.path.isfile(value):
+        try:
+            with open(value, encoding='utf-8') as handle:
+                source, value = value, handle.read()
+        except (OSError, UnicodeDecodeError) as ex:
+            raise InvalidArgumentValueError(f'--{kind}: cannot read {value}: {ex}') from None
+    try:
+        return Hook(kind, source, value)
+    except InvalidSettingError as ex:
+        raise InvalidArgumentValueError(f'--{kind}: {ex}') from None
 
 
 def validate_emulator(namespace):

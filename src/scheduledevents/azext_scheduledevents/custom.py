@@ -258,7 +258,9 @@ def _print_systemd_unit(options):
 def cycle_scale_set(cmd, *, resource_group_name, name, instance_ids=None,  # pylint: disable=too-many-locals
                     timeout_minutes=config.CYCLE_TIMEOUT_IN_SECONDS / 60, ignore_initial_health=False,
                     ignore_availability=False, max_unavailable=config.CYCLE_MAX_UNAVAILABLE, pause_seconds=0.0,
-                    action=CycleAction.REIMAGE, health=HealthMode.AUTO, dry_run=False, state_file=None, resume=False):
+                    action=CycleAction.REIMAGE, health=HealthMode.AUTO, dry_run=False, state_file=None, resume=False,
+                    only_outdated=False, include_up_to_date=False, before_script=None, after_script=None,
+                    respect_maintenance=False, zone_by_zone=False, junit=None):
     import sys
     import time
     from azext_scheduledevents._client_factory import cf_compute
@@ -268,7 +270,8 @@ def cycle_scale_set(cmd, *, resource_group_name, name, instance_ids=None,  # pyl
     settings = CycleSettings(action=action, max_unavailable=max_unavailable,
                              timeout_in_seconds=timeout_minutes * 60, pause_in_seconds=pause_seconds,
                              ignore_initial_health=ignore_initial_health, ignore_availability=ignore_availability,
-                             health=health)
+                             health=health, only_outdated=only_outdated, include_up_to_date=include_up_to_date,
+                             zone_by_zone=zone_by_zone)
     started = time.monotonic()
 
     def progress(text):
@@ -276,18 +279,50 @@ def cycle_scale_set(cmd, *, resource_group_name, name, instance_ids=None,  # pyl
         if not cmd.cli_ctx.only_show_errors:
             sys.stderr.write(f'[{time.monotonic() - started:7.1f} s] {text}\n')
             sys.stderr.flush()
-    cycle = Cycle(cf_compute(cmd.cli_ctx), resource_group_name, name, settings=settings, state_path=state_file,
-                  resume=resume, on_progress=progress)
+    compute = cf_compute(cmd.cli_ctx)
+    maintenance = _maintenance_reader(cmd, compute, resource_group_name, name) if respect_maintenance else None
+    cycle = Cycle(compute, resource_group_name, name, settings=settings, state_path=state_file, resume=resume,
+                  on_progress=progress, maintenance=maintenance,
+                  hooks=[hook for hook in (before_script, after_script) if hook is not None])
+    message = None
     with az_errors():
         try:
-            return cycle.plan(instance_ids) if dry_run else cycle.run(instance_ids)
+            if dry_run:
+                return cycle.plan(instance_ids).to_view()
+            report = cycle.run(instance_ids)
         except CycleError as ex:
             if ex.report is None:
                 raise
             # The report is the answer even when the cycle stopped: print it, then exit 1.
             report, message = ex.report, str(ex)
-    _fail_after_output(cmd, message)
+    if junit:
+        _write_junit(junit, report)
+    if message is not None:
+        _fail_after_output(cmd, message)
     return report
+
+
+def _maintenance_reader(cmd, compute, resource_group_name, name):
+    """--respect-maintenance's source: Resource Graph where the scale set publishes there, else Run Command."""
+    from azext_scheduledevents._client_factory import cf_arm_send
+    from azext_scheduledevents.core.cycle.platformevents import from_instances, from_resource_graph
+    from azext_scheduledevents.core.fleet import Fleet
+    from azext_scheduledevents.core.imds import DEFAULT_API_VERSION
+    from azext_scheduledevents.core.vocabulary import Route
+    target = _target(cmd, resource_group_name, name, None, None)
+    if _route(cmd, target, Route.AUTO) == Route.CONTROL_PLANE:
+        return from_resource_graph(cf_arm_send(cmd.cli_ctx), target)
+    return from_instances(Fleet(compute, resource_group_name, vmss_name=name), target, DEFAULT_API_VERSION)
+
+
+def _write_junit(path, report):
+    from azure.cli.core.azclierror import FileOperationError
+    from azext_scheduledevents.core.atomicfile import write_atomic
+    from azext_scheduledevents.core.cycle.junit import junit_xml
+    try:
+        write_atomic(path, junit_xml(report), file_mode=0o644)
+    except OSError as ex:
+        raise FileOperationError(f'cannot write the JUnit report to {path}: {ex}') from None
 
 
 def agent_package(cmd, *, file):  # pylint: disable=unused-argument

@@ -24,13 +24,12 @@ import json
 from urllib.parse import urlsplit
 
 from ..core.errors import RunCommandOutputError
-from ..core.runcommand import LINUX_COMMAND, parse_output
+from ..core.runcommand import LINUX_COMMAND, MAX_SCRIPT_IN_BYTES, parse_output
 from ..core.vocabulary import AgentResult, AgentState
 from .service import AGENT_DIR, AGENT_PATH, ENV_FILE, STATE_DIR, UNIT_NAME, UNIT_PATH
 
 # The size the agent's script is kept under: the inline script size the Custom Script extension takes,
 # far below ARM's 4 MB request limit (the agent itself is well under a tenth of it).
-MAX_SCRIPT_IN_BYTES = 256 * 1024
 MIN_PYTHON = (3, 8)
 # Where install puts a webhook URL that carries a secret: SCHEDULED_EVENTS_WEBHOOK_1, _2...
 SECRET_WEBHOOK_ENV = 'SCHEDULED_EVENTS_WEBHOOK'

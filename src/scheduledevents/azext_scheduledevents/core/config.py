@@ -171,6 +171,10 @@ CYCLE_MAX_UNAVAILABLE = 1
 # Instance views are read at most this often, and less often (up to the maximum) while nothing changes.
 CYCLE_POLL_MIN_IN_SECONDS = 2.0
 CYCLE_POLL_MAX_IN_SECONDS = 10.0
+# A before- or after-script (through Run Command) must end within this; Run Command itself stops at 90 min.
+CYCLE_HOOK_TIMEOUT_IN_SECONDS = 30 * 60.0
+# While a Started event holds an instance back, maintenance is read again at most this often.
+CYCLE_MAINTENANCE_REREAD_IN_SECONDS = 30.0
 
 
 @dataclass(**FROZEN_BY_KEYWORD)
@@ -188,8 +192,20 @@ class CycleSettings:  # pylint: disable=too-many-instance-attributes
     ignore_initial_health: bool = False
     ignore_availability: bool = False
     health: HealthMode = HealthMode.AUTO
+    # Which instances: with ``update``, only those not on the latest model unless ``include_up_to_date``;
+    # ``only_outdated`` makes the other actions choose the same way.
+    only_outdated: bool = False
+    include_up_to_date: bool = False
+    zone_by_zone: bool = False
     poll_min_in_seconds: float = CYCLE_POLL_MIN_IN_SECONDS
     poll_max_in_seconds: float = CYCLE_POLL_MAX_IN_SECONDS
+    hook_timeout_in_seconds: float = CYCLE_HOOK_TIMEOUT_IN_SECONDS
+    maintenance_reread_in_seconds: float = CYCLE_MAINTENANCE_REREAD_IN_SECONDS
+
+    @property
+    def skips_up_to_date(self):
+        """True when instances already on the latest model are left out."""
+        return (self.action == CycleAction.UPDATE or self.only_outdated) and not self.include_up_to_date
 
     def __post_init__(self):
         # Kept as members: a string that is none of them fails here, not in the middle of a cycle.
@@ -197,6 +213,8 @@ class CycleSettings:  # pylint: disable=too-many-instance-attributes
         object.__setattr__(self, 'health', _member(HealthMode, self.health, 'health'))
         if self.max_unavailable < 1 or self.timeout_in_seconds <= 0 or self.pause_in_seconds < 0:
             raise InvalidSettingError('max_unavailable must be at least 1, the timeout above 0, the pause 0 or more')
+        if self.hook_timeout_in_seconds <= 0 or self.maintenance_reread_in_seconds <= 0:
+            raise InvalidSettingError('the hook timeout and the maintenance re-read interval must be above 0')
         if not 0 < self.poll_min_in_seconds <= self.poll_max_in_seconds:
             raise InvalidSettingError('need 0 < poll_min_in_seconds <= poll_max_in_seconds')
 

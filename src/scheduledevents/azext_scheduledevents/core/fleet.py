@@ -107,7 +107,7 @@ class Fleet:
             else:
                 vms = list(self._compute.virtual_machine_scale_set_vms.list(
                     self.resource_group, self.vmss_name, expand='instanceView'))
-        targets = [FleetTarget(name=vm.name, instance_id=getattr(vm, 'instance_id', None), os_type=_os_type(vm),
+        targets = [FleetTarget(name=vm.name, instance_id=getattr(vm, 'instance_id', None), os_type=os_type_of(vm),
                                power_state=_power_state(vm)) for vm in vms]
         if instance_ids:
             wanted = [str(i) for i in instance_ids]
@@ -235,7 +235,7 @@ def _scheduled_polling(settings, clock):
     return ScheduledPolling(settings.poll_interval_in_seconds, lro_options={'final-state-via': 'location'})
 
 
-def _os_type(vm):
+def os_type_of(vm):
     disk = getattr(getattr(vm, 'storage_profile', None), 'os_disk', None)
     os_type = getattr(disk, 'os_type', None) or 'Linux'
     return getattr(os_type, 'value', os_type)

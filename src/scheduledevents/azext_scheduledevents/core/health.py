@@ -44,6 +44,11 @@ class InstanceHealth:
         """All of ``required``'s bits set: 7, or 3 (PROVISIONED | RUNNING) where bit 4 cannot be observed."""
         return self.score & required == required
 
+    def shortfall(self, required):
+        """Why it is not healthy, in words: 'scores 3, needs 7 (ProvisioningState ...)'."""
+        return (f'scores {self.score}, needs {required} (ProvisioningState {self.provisioning_state}, '
+                f'PowerState {self.power_state}, HealthState {self.health_state})')
+
     def parts(self):
         return {'ProvisioningState': self.provisioning_state, 'PowerState': self.power_state,
                 'HealthState': self.health_state}

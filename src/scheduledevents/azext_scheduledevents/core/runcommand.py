@@ -39,6 +39,8 @@ OUTPUT_WINDOW_IN_BYTES = 4096
 MAX_DOCUMENT_IN_BYTES = 3600
 # A document decompresses to at most this much (IMDS documents are kilobytes; this stops a gzip bomb).
 MAX_UNPACKED_DOCUMENT_IN_BYTES = 4 * 1024 * 1024
+# Run Command takes scripts up to 256 KB.
+MAX_SCRIPT_IN_BYTES = 256 * 1024
 LINUX_COMMAND = 'RunShellScript'
 WINDOWS_COMMAND = 'RunPowerShellScript'
 
@@ -171,11 +173,7 @@ def parse_output(result, *, required=('name',)):
 
         parse_output({'value': [{'message': '[stdout]\\n@@se name 200@@ web_3\\n@@se end@@\\n'}]})
     """
-    values = result.get('value') if isinstance(result, dict) else None
-    if not values:
-        raise RunCommandOutputError('Run Command returned no output')
-    message = values[0].get('message') or ''
-    stdout = message.split('[stdout]\n', 1)[-1].split('\n[stderr]\n', 1)[0]
+    stdout, stderr = streams(result)
     answers = {}
     for line in stdout.splitlines():
         match = _MARKER.match(line.strip('\r'))
@@ -185,12 +183,30 @@ def parse_output(result, *, required=('name',)):
         raise RunCommandOutputError(_too_large(answers['doc-too-large'][1]))
     if 'end' not in answers or any(step not in answers and f'{step}-gz' not in answers for step in required):
         reason = 'its beginning was cut off' if 'end' in answers else 'the script did not finish'
-        stderr = message.split('\n[stderr]\n', 1)[1].strip() if '\n[stderr]\n' in message else ''
+        stderr = stderr.strip()
         raise RunCommandOutputError(f'the output cannot be read ({reason})' + (f': {stderr[-200:]}' if stderr else ''))
     for step in [step for step in answers if step.endswith('-gz')]:
         status, body = answers.pop(step)
         answers[step[:-len('-gz')]] = (status, _unpack(body))
     return answers
+
+
+def streams(result):
+    """Run Command's RunCommandResult (a dict) -> (stdout, stderr): on Linux both are in one message
+    (``[stdout]`` and ``[stderr]`` sections), on Windows each has a status of its own."""
+    values = result.get('value') if isinstance(result, dict) else None
+    if not values:
+        raise RunCommandOutputError('Run Command returned no output')
+    sections = {}
+    for value in values:
+        parts = (value.get('code') or '').split('/')       # ComponentStatus/StdOut/succeeded
+        if len(parts) > 1 and parts[0] == 'ComponentStatus':
+            sections[parts[1].lower()] = value.get('message') or ''
+    if 'stdout' in sections:
+        return sections['stdout'], sections.get('stderr', '')
+    message = values[0].get('message') or ''
+    stdout, _, stderr = message.split('[stdout]\n', 1)[-1].partition('\n[stderr]\n')
+    return stdout, stderr
 
 
 def _too_large(sizes):

@@ -120,11 +120,20 @@ class Outcome(Word):
 
 
 class CycleAction(Word):
-    """What ``cycle`` does to each instance, through the per-instance endpoint of the same name."""
+    """What ``cycle`` does to each instance: the per-instance endpoint of the same name, or for ``update``
+    the scale set's manual upgrade with that one instance id."""
 
     REIMAGE = 'reimage'
     RESTART = 'restart'
     REDEPLOY = 'redeploy'
+    UPDATE = 'update'
+
+
+class HookKind(Word):
+    """When a ``cycle`` hook script runs on an instance: before its action, or once it is healthy again."""
+
+    BEFORE = 'before-script'
+    AFTER = 'after-script'
 
 
 class HealthMode(Word):
@@ -142,9 +151,19 @@ class CycleResult(Word):
     IN_PROGRESS = 'in-progress'
     HEALTHY = 'healthy'
     SKIPPED = 'skipped'
+    UP_TO_DATE = 'up-to-date'
     TIMEOUT = 'timeout'
     FAILED = 'failed'
     DONE_BEFORE_RESUME = 'done-before-resume'
+
+
+class CyclePhase(Word):
+    """Where an instance that the cycle has taken is: its before-script runs, its action was sent and
+    it is not healthy again yet, or its after-script runs."""
+
+    BEFORE_SCRIPT = 'before-script'
+    ACTION_SENT = 'action-sent'
+    AFTER_SCRIPT = 'after-script'
 
 
 class FaultKind(Word):

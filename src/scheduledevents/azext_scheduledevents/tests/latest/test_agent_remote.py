@@ -14,9 +14,10 @@ import subprocess
 import pytest
 
 from azext_scheduledevents.agent.deploy import _verdict, failed
-from azext_scheduledevents.agent.remote import (MAX_SCRIPT_IN_BYTES, install_script, install_spec, read_answer,
+from azext_scheduledevents.agent.remote import (install_script, install_spec, read_answer,
                                                 secret_names, status_script, uninstall_script, without_secret_urls)
 from azext_scheduledevents.core.errors import RunCommandOutputError
+from azext_scheduledevents.core.runcommand import MAX_SCRIPT_IN_BYTES
 from azext_scheduledevents.core.watchoptions import WatchOptions
 from azext_scheduledevents.version import VERSION
 

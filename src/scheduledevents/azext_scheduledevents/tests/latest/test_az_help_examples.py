@@ -44,6 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -92,6 +93,11 @@ cat > /dev/null
 printf '%s\\t%s\\t%s\\t%s\\n' "${0##*/}" "$SCHEDULED_EVENT_TRANSITION" "$SCHEDULED_EVENT_ID" "$*" >> "$STAND_IN_LOG"
 '''
 STAND_INS = ('drain', 'undrain', 'checkpoint')
+# The scripts the cycle examples name, in each example's working directory; they run on the instances.
+WORK_FILES = {
+    'drain.sh': 'echo "draining $CYCLE_INSTANCE_NAME ($CYCLE_ACTION, attempt $CYCLE_ATTEMPT)"\n',
+    'smoke.sh': '#!/bin/sh\necho "$CYCLE_INSTANCE_NAME answers"\n',
+}
 
 
 # The examples --------------------------------------------------------------------------------------------
@@ -384,7 +390,24 @@ def check_cycle(run):
 def check_cycle_dry_run(run):
     plan = json.loads(run.out)
     assert plan['order'] == ['0', '1', '2', '3'] and plan['requiredScore'] == 7
+    assert plan['action'] == 'update' and plan['outdated'] == ['0', '1', '2', '3'] and plan['zoneByZone']
     assert {r['method'] for r in run.backend.requests()[run.backend.mark:]} == {'GET'}
+
+
+def check_cycle_update(run):
+    report = json.loads(run.out)
+    assert [(r['name'], r['action'], r['result']) for r in report['instances']] == \
+        [(f'web_{i}', 'update', 'healthy') for i in range(4)]
+    assert [r['hooks']['before-script'][0]['stdout'] for r in report['instances']] == \
+        [f'draining web_{i} (update, attempt 1)' for i in range(4)]
+    assert [r['hooks']['after-script'][0]['stdout'] for r in report['instances']] == \
+        [f'web_{i} answers' for i in range(4)]
+    upgrades = [r['body']['instanceIds'] for r in run.backend.requests()[run.backend.mark:]
+                if r['method'] == 'POST' and r['path'].endswith('/web/manualupgrade')]
+    assert upgrades == [['0'], ['1'], ['2'], ['3']] and _most_below(run) == 1
+    suite = ElementTree.parse(run.cwd / 'cycle.xml').getroot().find('testsuite')
+    assert suite.get('tests') == '4' and suite.get('failures') == '0'
+    assert [case.get('name') for case in suite.iter('testcase')] == [f'web_{i}' for i in range(4)]
 
 
 def check_cycle_resume(run):
@@ -529,9 +552,12 @@ EXPECTATIONS = {
     ('watch', 'Write the systemd service unit of a watcher to scheduled-events-watch.service, then install it as '
               'the description says.'): Expect(check_unit_file),
     ('cycle', 'Reimage every instance, one at a time.'): Expect(check_cycle),
-    ('cycle', 'See the plan first; change nothing.'): Expect(check_cycle_dry_run),
-    ('cycle', 'Restart two at a time, with a state file so that a killed pipeline can resume.'):
-        Expect(check_cycle_resume),
+    ('cycle', 'See the plan first (outdated instances, zones, hooks, maintenance); change nothing.'):
+        Expect(check_cycle_dry_run),
+    ('cycle', 'Bring the outdated instances to the latest model, draining each first and checking it after, with '
+              'a JUnit report.'): Expect(check_cycle_update),
+    ('cycle', 'Restart two at a time, never while Azure maintains an instance, with a state file so that a killed '
+              'pipeline can resume.'): Expect(check_cycle_resume),
     ('agent package', 'Write the agent to a file, to bake into an image.'): Expect(check_agent_package),
     ('agent install', 'Install the agent on every instance of a scale set; it approves each event after its '
                       'handlers.'): Expect(check_agent_install),
@@ -587,7 +613,7 @@ def fake_arm(az, tmp_path_factory):
     """my-rg/web (4 instances with the health extension, each a simulated VM) and my-rg/db1."""
     # Operations well over cycle's 2-second instance-view reads, as on Azure (minutes): cycle counts an
     # instance done once it has seen its score drop and come back.
-    timings = Timings(reimage=3.5, restart=3.5, redeploy=3.5, create=3.5, delete=0.5, health_delay=0.5)
+    timings = Timings(reimage=3.5, restart=3.5, redeploy=3.5, update=3.5, create=3.5, delete=0.5, health_delay=0.5)
     with FakeArm(tmp_path_factory.mktemp('arm'), timings=timings) as arm:
         arm.add_scale_set('my-rg', 'web', count=4, health_extension=True)
         arm.add_vm('my-rg', 'db1')
@@ -605,6 +631,7 @@ def _seed_fake_arm(arm):
         if FLEET_EVENTS.get(instance.name):
             instance.vm.add_events(FLEET_EVENTS[instance.name])
     arm.set_event_status(API_EVENT_ID, 'Scheduled')
+    arm.change_model(web)                   # every instance outdated, for the update examples
     arm.mark, arm.mark_time = len(arm.requests()), time.monotonic()
 
 
@@ -769,6 +796,8 @@ def test_example_runs_as_written(example, request, az, stand_ins, outside, tmp_p
     outside.requests.clear()
     run = Run(example, tmp_path, backend, outside)
     run.cwd.mkdir()
+    for name, text in WORK_FILES.items():
+        (run.cwd / name).write_text(text)
     run.stand_in_log.touch()
     run_example(example, expect, run, env)
     assert run.code == expect.code, run

@@ -126,7 +126,7 @@ def test_scale_back_also_when_the_cycle_fails(arm):
 def test_dry_run_plans_with_reads_only(arm):
     scale_set = web(arm, count=5)
     scale_set.instances['3'].life.health_state = 'unhealthy'
-    plan = Cycle(compute_for(arm), 'rg', 'web', settings=settings(max_unavailable=2)).plan()
+    plan = Cycle(compute_for(arm), 'rg', 'web', settings=settings(max_unavailable=2)).plan().to_view()
     assert plan['order'] == ['0', '1', '2', '4'] and plan['batches'] == [['0', '1'], ['2', '4']]
     assert plan['lowestHealthyPredicted'] == 2 and plan['skipped'][0]['instanceId'] == '3'
     assert {r['method'] for r in arm.requests()} == {'GET'}

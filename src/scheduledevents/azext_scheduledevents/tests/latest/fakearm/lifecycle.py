@@ -2,12 +2,13 @@
 # Copyright (c) Microsoft Corporation. All rights reserved.
 # Licensed under the MIT License. See License.txt in the project root for license information.
 # --------------------------------------------------------------------------------------------
-"""How the fake's instances move through real states over time, and the ledger of how many were below a
-health score of 7 at every moment.
+"""How the fake's instances move through real states over time, the ledger of how many were below a
+health score of 7 at every moment, and the history of what was done to them, in time order.
 
 A reimage, for example: ProvisioningState Updating and PowerState stopped at once, PowerState starting a
 little before the operation ends, then Succeeded and running with HealthState initializing, and healthy
-``health_delay`` seconds later. Changes are applied when a request looks, in time order.
+``health_delay`` seconds later. Changes are applied when a request looks, in time order. A reimage or an update
+(manual upgrade) that succeeds brings the instance to the model the scale set had when it started.
 """
 
 import threading
@@ -24,6 +25,7 @@ class Timings:
     reimage: float = 1.0
     restart: float = 0.5
     redeploy: float = 1.0
+    update: float = 1.0
     create: float = 1.0
     delete: float = 0.3
     health_delay: float = 0.5
@@ -38,6 +40,7 @@ class Lifecycle:
     health_state: str | None = None          # None: the scale set has no Application Health extension
     never_healthy: bool = False              # after an operation, health stays 'unhealthy'
     fail_next_operation: bool = False        # the next operation ends Failed
+    model_version: int = 0                   # the scale set's model version this instance runs
     pending: list = field(default_factory=list)
 
     @property
@@ -48,8 +51,9 @@ class Lifecycle:
         required = HEALTHY if self.health_state is not None else HEALTHY & ~4
         return self.score & required == required
 
-    def operate(self, now, duration, health_delay, *, power_during='stopped'):
-        """Start an operation: returns (when it ends, whether it succeeds)."""
+    def operate(self, now, duration, health_delay, *, power_during='stopped', model_version=None):
+        """Start an operation: returns (when it ends, whether it succeeds). ``model_version``: the model the
+        instance runs once the operation has succeeded (None: it keeps its own)."""
         failed = self.fail_next_operation
         self.fail_next_operation = False
         has_health = self.health_state is not None
@@ -62,7 +66,8 @@ class Lifecycle:
             self.pending.append((end, {'provisioning_state': 'Failed', 'power_state': 'stopped'}))
             return end, False
         self.pending.append((end, {'provisioning_state': 'Succeeded', 'power_state': 'running',
-                                   **({'health_state': 'initializing'} if has_health else {})}))
+                                   **({'health_state': 'initializing'} if has_health else {}),
+                                   **({'model_version': model_version} if model_version is not None else {})}))
         if has_health:
             self.pending.append((end + health_delay,
                                  {'health_state': 'unhealthy' if self.never_healthy else 'healthy'}))
@@ -96,3 +101,30 @@ class Ledger:
     def max_below(self):
         with self._lock:
             return max((len(below) for _, below, _ in self.entries), default=0)
+
+
+@dataclass(frozen=True)
+class Happening:
+    """One thing done to an instance: ``kind`` 'action' (``detail``: reimage, restart, redeploy, update or
+    delete), 'run-command-start' (``detail``: {'script': text, 'parameters': {name: value}}) or 'run-command-end'
+    (``detail``: the exit code, or the failure's message). ``at`` is on the ledger's clock."""
+
+    at: float
+    kind: str
+    instance: str
+    detail: object = None
+
+
+class History:
+    """What was done to which instance, in the order it happened: for tests of what ran before what."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.entries = []          # Happening, in time order
+
+    def record(self, kind, instance, detail=None):
+        with self._lock:
+            happening = Happening(self._clock(), kind, instance, detail)
+            self.entries.append(happening)
+            return happening

@@ -16,6 +16,11 @@ another Run Command runs on the same VM or when the VM is deallocated.
     arm.add_scale_set('rg', 'web', count=3)
     ComputeManagementClient(credential, arm.subscription, base_url=arm.url, connection_verify=str(arm.certs.ca))
 
+Scale sets have a model version: ``arm.change_model(web)`` or a PATCH with properties.virtualMachineProfile makes
+every instance outdated (latestModelApplied false) until a manual upgrade (POST .../manualupgrade) or a reimage
+brings it to the model. A zonal scale set spreads its instances over its zones, one each, round-robin.
+``arm.history`` has every accepted action and Run Command in time order, ``arm.run_commands`` each Run Command.
+
 Scheduled Events outside the VM (see /work/shared/docs/control-plane-contract.md), evaluated, not canned:
 
     web = arm.add_scale_set('rg', 'web', count=3, simulate_vms=False, publish=True)
@@ -48,7 +53,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import maintenance
 from .kql import KqlError, run as run_kql
-from .lifecycle import Ledger, Lifecycle, Timings
+from .lifecycle import History, Ledger, Lifecycle, Timings
 from .maintenance import (FEATURE, EventStore, GraphQuota, event_row, publishes, scheduled_events_policy,
                           shows_policy)
 from .tls import make_certificates
@@ -85,6 +90,7 @@ _ROUTES = [
     ('POST', _COMPUTE + r'/virtualmachinescalesets/(?P<vmss>[^/]+)/virtualmachines/(?P<id>[^/]+)/'
                         r'(?P<action>reimage|restart|redeploy)', 'instance_action'),
     ('DELETE', _COMPUTE + r'/virtualmachinescalesets/(?P<vmss>[^/]+)/virtualmachines/(?P<id>[^/]+)', 'delete_instance'),
+    ('POST', _COMPUTE + r'/virtualmachinescalesets/(?P<vmss>[^/]+)/manualupgrade', 'manual_upgrade'),
     ('POST', _COMPUTE + r'/virtualmachinescalesets/(?P<vmss>[^/]+)/(?P<action>reimage|reimageall|restart|redeploy)',
      'scale_set_action'),
     ('PATCH', _COMPUTE + r'/virtualmachinescalesets/(?P<vmss>[^/]+)', 'update_scale_set'),
@@ -130,7 +136,7 @@ class FakeInstance:
     subscription: str = SUBSCRIPTION
     scale_set: str | None = None            # the name of the Uniform scale set it belongs to
     availability_set: str | None = None     # the name of its availability set
-    zones: list | None = None
+    zones: list | None = None               # a scale set's instance: its one zone
     # A standalone VM's own (a scale set's instances follow the scale set's); see maintenance.py.
     scheduled_events_policy: dict | None = None
     scheduled_events_profile: dict | None = None
@@ -151,7 +157,8 @@ class FakeScaleSet:
     instances: dict = field(default_factory=dict)     # instance id -> FakeInstance
     next_id: int = 0
     subscription: str = SUBSCRIPTION
-    zones: list | None = None
+    zones: list | None = None                         # its instances are spread over them
+    model_version: int = 0                            # bumped by each change of the model
     scheduled_events_policy: dict | None = None       # properties.scheduledEventsPolicy
     scheduled_events_profile: dict | None = None      # properties.virtualMachineProfile.scheduledEventsProfile
 
@@ -163,8 +170,10 @@ class FakeScaleSet:
         instance_id = str(self.next_id)
         self.next_id += 1
         instance = FakeInstance(f'{self.name}_{instance_id}', self.resource_group, instance_id, os_type,
-                                life=Lifecycle(health_state='healthy' if self.health_extension else None),
-                                subscription=self.subscription, scale_set=self.name, zones=self.zones)
+                                life=Lifecycle(health_state='healthy' if self.health_extension else None,
+                                               model_version=self.model_version),
+                                subscription=self.subscription, scale_set=self.name,
+                                zones=[self.zones[int(instance_id) % len(self.zones)]] if self.zones else None)
         if creating_until is not None:
             life = instance.life
             life.provisioning_state, life.power_state = 'Creating', 'starting'
@@ -213,6 +222,9 @@ class FakeArm:
         self.retry_after = retry_after
         self.timings = timings
         self.ledger = Ledger()
+        self.history = History()
+        self.run_commands = []    # one dict per Run Command accepted; see start_run_command
+        self._zones = {}          # scale-set instance name -> its zone, kept after it is deleted
         self.certs = make_certificates(folder / 'tls')
         self.subscriptions = {subscription.lower(): FakeSubscription(subscription)}     # in the order added
         self.operations = {}
@@ -292,7 +304,8 @@ class FakeArm:
     def add_scale_set(self, resource_group, name, *, count, os_types=None, health_extension=False,
                       simulate_vms=True, pythons=None, subscription=None, zones=None, publish=False, policy=None,
                       profile=None):
-        """A Uniform scale set of ``count`` instances named ``<name>_<id>``. With ``simulate_vms`` each Linux
+        """A Uniform scale set of ``count`` instances named ``<name>_<id>``, instance N in zone
+        ``zones[N % len(zones)]`` when ``zones`` are given. With ``simulate_vms`` each Linux
         instance gets a simulated VM (its own namespace and IMDS) for Run Command; the reimage tests need none.
         ``pythons`` gives an instance (by index) another python3 than this one, or None for none at all.
         ``policy`` and ``profile`` are its scheduledEventsPolicy and scheduledEventsProfile (see
@@ -358,18 +371,47 @@ class FakeArm:
                 self._record()
 
     def _record(self):
-        self.ledger.record({i.name: i.life for s in self._all_scale_sets() for i in s.instances.values()})
+        instances = [i for s in self._all_scale_sets() for i in s.instances.values()]
+        self._zones.update((i.name, i.zones[0]) for i in instances if i.zones)
+        self.ledger.record({i.name: i.life for i in instances})
+
+    def zone_of(self, name):
+        """The zone of scale-set instance ``name`` (also once deleted), or None where its scale set has none."""
+        with self._lock:
+            return self._zones.get(name)
+
+    def below_by_zone(self):
+        """Each ledger entry as (time, {zone: [instances below]}): a zone-by-zone cycle keeps to one zone."""
+        with self._lock:
+            zones = dict(self._zones)
+        by_zone = []
+        for at, below, _ in list(self.ledger.entries):
+            grouped = {}
+            for name in below:
+                grouped.setdefault(zones.get(name), []).append(name)
+            by_zone.append((at, grouped))
+        return by_zone
+
+    def change_model(self, scale_set):
+        """A new model for ``scale_set`` (as a changed image or extension would make): every instance is
+        outdated until a reimage or a manual upgrade. Returns the new version."""
+        with self._lock:
+            scale_set.model_version += 1
+            return scale_set.model_version
 
     def _all_scale_sets(self):
         return [s for sub in list(self.subscriptions.values()) for s in sub.scale_sets.values()]
 
     def operate(self, scale_set, instances, action):
-        """Start ``action`` (reimage, restart, redeploy, delete) on ``instances``; returns the operation id."""
+        """Start ``action`` (reimage, restart, redeploy, update, delete) on ``instances``; returns the operation
+        id. A reimage or an update brings them to the model the scale set has now, if it succeeds."""
         timings = self.timings
         now = time.monotonic()
         with self._lock:
             ends = []
+            model = scale_set.model_version if action in ('reimage', 'update') else None
             for instance in instances:
+                self.history.record('action', instance.name, action)
                 if action == 'delete':
                     instance.life.provisioning_state = 'Deleting'
                     instance.life.pending = [(now + timings.delete, {'provisioning_state': 'Deleted'})]
@@ -377,10 +419,21 @@ class FakeArm:
                 else:
                     if action == 'reimage' and instance.vm is not None:
                         instance.vm.reimage()
-                    ends.append(instance.life.operate(now, getattr(timings, action), timings.health_delay,
-                                                      power_during='running' if action == 'restart' else 'stopped'))
+                    ends.append(instance.life.operate(
+                        now, getattr(timings, action), timings.health_delay, model_version=model,
+                        power_during='running' if action in ('restart', 'update') else 'stopped'))
             self._record()
-            return self._operation(max(end for end, _ in ends), all(ok for _, ok in ends))
+            return self._operation(max((end for end, _ in ends), default=now), all(ok for _, ok in ends))
+
+    def update_scale_set(self, scale_set, *, capacity=None, new_model=False):
+        """A PATCH: the new model first (the instances a scale-out creates run it), then ``capacity``; returns
+        the operation id."""
+        if new_model:
+            self.change_model(scale_set)
+        if capacity is not None:
+            return self.scale(scale_set, capacity)
+        with self._lock:
+            return self._operation(time.monotonic(), True)
 
     def scale(self, scale_set, capacity):
         """Set the instance count: new instances are created, the highest ids are deleted."""
@@ -437,6 +490,21 @@ class FakeArm:
 
     def scale_set(self, groups):
         return self._resource(groups, 'scale_sets', 'virtualMachineScaleSets', groups['vmss'])
+
+    def instances_named(self, scale_set, instance_ids):
+        """The instances of ``scale_set`` that ``instance_ids`` name, ``"*"`` meaning all that are not being
+        deleted; ArmError 400 when there are none, 404 naming the ids that are not instances."""
+        if not isinstance(instance_ids, list) or not instance_ids or \
+                not all(isinstance(i, str) for i in instance_ids):
+            raise ArmError(400, 'InvalidParameter', "Required parameter 'instanceIds' is missing, empty or not a "
+                                                    "list of strings.")
+        if '*' in instance_ids:
+            return [i for i in scale_set.instances.values() if i.life.provisioning_state != 'Deleting']
+        unknown = [i for i in instance_ids if i not in scale_set.instances]
+        if unknown:
+            raise ArmError(404, 'NotFound', f"The scale set '{scale_set.name}' has no instance with the id "
+                                            f"{', '.join(repr(i) for i in unknown)}.")
+        return [scale_set.instances[i] for i in dict.fromkeys(instance_ids)]
 
     def instance(self, groups):
         if 'vmss' not in groups:
@@ -657,14 +725,18 @@ class FakeArm:
                 'type': 'Microsoft.Compute/availabilitySets', 'sku': {'name': 'Aligned'}, 'properties': properties}
 
     def instance_body(self, instance, scale_set=None, expand=False, api_version=None):
-        """A VM's body; ``api_version`` None means the latest (which shows the policy)."""
+        """A VM's body; ``api_version`` None means the latest (which shows the policy). A scale set's instance
+        (``scale_set``: its name) says whether it runs the scale set's model; a standalone VM has no such field."""
         properties = {
-            'latestModelApplied': True,
             'vmId': str(uuid.uuid5(uuid.NAMESPACE_DNS, instance.name)),
             'provisioningState': instance.life.provisioning_state,
             'osProfile': {'computerName': instance.name.replace('_', '')},
             'storageProfile': {'osDisk': {'osType': instance.os_type, 'createOption': 'FromImage'}},
         }
+        if scale_set:
+            owner = self._subscription(instance.subscription).scale_sets[
+                (instance.resource_group.lower(), scale_set.lower())]
+            properties['latestModelApplied'] = instance.life.model_version == owner.model_version
         if expand:
             properties['instanceView'] = self.instance_view(instance)
         if instance.availability_set:
@@ -708,35 +780,52 @@ class FakeArm:
                                             'completion before invoking a run command.')
         op_id = str(uuid.uuid4())
         operation = {'status': 'InProgress', 'startTime': _now(), 'name': op_id, 'request': request}
+        script = '\n'.join(request.get('script') or [])
+        parameters = {p['name']: p['value'] for p in request.get('parameters') or []}
         with self._lock:
             self.operations[op_id] = operation
-        threading.Thread(target=self._run_command, args=(instance, operation), daemon=True).start()
+            started = self.history.record('run-command-start', instance.name,
+                                          {'script': script, 'parameters': parameters})
+            record = {'instance': instance.name, 'instance_id': instance.instance_id, 'script': script,
+                      'parameters': parameters, 'started': started.at, 'ended': None, 'exit_code': None,
+                      'failure': None}
+            self.run_commands.append(record)
+        threading.Thread(target=self._run_command, args=(instance, operation, record), daemon=True).start()
         return op_id
 
-    def _run_command(self, instance, operation):
+    def _run_command(self, instance, operation, record):
         try:
             started = time.monotonic()
-            script = '\n'.join(operation['request'].get('script') or [])
             if instance.hang_run_command:
                 return
             if instance.fail_run_command:
+                self._end_run_command(instance, record, failure=instance.fail_run_command)
                 operation.update(status='Failed', error={'code': 'VMExtensionProvisioningError',
                                                          'message': instance.fail_run_command})
                 return
             if instance.vm is None:
-                operation.update(status='Failed', error={
-                    'code': 'VMAgentStatusCommunicationError',
-                    'message': f'{operation["request"].get("commandId")} cannot run in this fake: '
-                               f'no {instance.os_type} VM behind {instance.name}.'})
+                message = (f'{operation["request"].get("commandId")} cannot run in this fake: '
+                           f'no {instance.os_type} VM behind {instance.name}.')
+                self._end_run_command(instance, record, failure=message)
+                operation.update(status='Failed', error={'code': 'VMAgentStatusCommunicationError',
+                                                         'message': message})
                 return
-            parameters = {p['name']: p['value'] for p in operation['request'].get('parameters') or []}
-            code, stdout, stderr = instance.vm.run_script(script, SCRIPT_TIMEOUT_IN_SECONDS, parameters)
+            code, stdout, stderr = instance.vm.run_script(record['script'], SCRIPT_TIMEOUT_IN_SECONDS,
+                                                          record['parameters'])
             self._propagate_starts(instance)
             time.sleep(max(0.0, self.run_command_latency - (time.monotonic() - started)))
+            self._end_run_command(instance, record, exit_code=code, failure=None if code is not None else 'timeout')
             operation.update(status='Succeeded', endTime=_now(), result=_run_command_result(code, stdout, stderr))
         finally:
             if not instance.hang_run_command:
                 instance.busy.release()
+
+    def _end_run_command(self, instance, record, *, exit_code=None, failure=None):
+        """Note the end in the history and in ``record`` before the operation says so, so that what a client
+        does once it has seen the end comes after it."""
+        with self._lock:
+            ended = self.history.record('run-command-end', instance.name, exit_code if failure is None else failure)
+            record.update(ended=ended.at, exit_code=exit_code, failure=failure)
 
 
 def _with_publishing(policy, publish):
@@ -908,18 +997,31 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(207, {'error': dict(summary, details=details)})
 
     def _update_scale_set(self, groups, query, body):
+        """sku.capacity scales; properties.virtualMachineProfile is a new model (its content is not kept)."""
         arm = self.server.arm
         scale_set = arm.scale_set(groups)
-        capacity = ((body or {}).get('sku') or {}).get('capacity')
-        if not isinstance(capacity, int) or capacity < 0:
-            raise ArmError(400, 'InvalidParameter', 'this fake only updates sku.capacity')
-        op_id = arm.scale(scale_set, capacity)
+        body = body if isinstance(body, dict) else {}
+        capacity = (body.get('sku') or {}).get('capacity')
+        profile = (body.get('properties') or {}).get('virtualMachineProfile')
+        valid_capacity = capacity is None or isinstance(capacity, int) and capacity >= 0
+        if not (capacity is not None or profile) or not valid_capacity or not isinstance(profile or {}, dict):
+            raise ArmError(400, 'InvalidParameter', 'this fake only updates sku.capacity (a count) and '
+                                                    'properties.virtualMachineProfile (an object)')
+        op_id = arm.update_scale_set(scale_set, capacity=capacity, new_model=bool(profile))
         return self._send(200, arm.scale_set_body(scale_set, query.get('api-version', '')),
                           self._operation_headers(op_id, query, location=False))
 
     def _instance_action(self, groups, query, body):
         arm = self.server.arm
         op_id = arm.operate(arm.scale_set(groups), [arm.instance(groups)], groups['action'].lower())
+        return self._send(202, None, self._operation_headers(op_id, query))
+
+    def _manual_upgrade(self, groups, query, body):
+        """Bring the named instances (``"*"``: all) to the scale set's model: one operation, as the others."""
+        arm = self.server.arm
+        scale_set = arm.scale_set(groups)
+        instances = arm.instances_named(scale_set, body.get('instanceIds') if isinstance(body, dict) else None)
+        op_id = arm.operate(scale_set, instances, 'update')
         return self._send(202, None, self._operation_headers(op_id, query))
 
     def _delete_instance(self, groups, query, body):
