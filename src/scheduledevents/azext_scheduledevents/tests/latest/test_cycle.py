@@ -8,12 +8,20 @@ time and whose ledger says how many were below 7 at every moment."""
 import json
 import threading
 import time
+from xml.etree import ElementTree
 
 import pytest
 
 from azext_scheduledevents.core.config import CycleSettings
 from azext_scheduledevents.core.cycle import Cycle
+from azext_scheduledevents.core.cycle.junit import junit_xml
+from azext_scheduledevents.core.cycle.platformevents import from_resource_graph
+from azext_scheduledevents.core.cycle.statefile import CycleStateFile
 from azext_scheduledevents.core.errors import CycleError, PreflightError
+from azext_scheduledevents.core.targets import ArmTarget
+from azext_scheduledevents.core.vocabulary import TargetKind
+
+from .armsend import arm_send
 
 from .fakearm.lifecycle import Timings
 from .fakearm.server import FakeArm
@@ -39,7 +47,8 @@ def web(arm, count=5, **kwargs):
 
 
 def actions(arm):
-    return [r['path'].rsplit('/', 2)[-2:] for r in arm.requests('POST')]
+    """[instance id, action] of every POST to a scale set (Resource Graph queries are not actions)."""
+    return [r['path'].rsplit('/', 2)[-2:] for r in arm.requests('POST', r'/virtualMachineScaleSets/')]
 
 
 def test_happy_path_one_at_a_time(arm):
@@ -181,3 +190,130 @@ def test_an_instance_that_drops_for_another_reason_holds_the_next_start(arm):
     assert report['totals']['cycled'] == 3
     web_1, = [r for r in arm.requests('POST') if r['path'].endswith('/1/reimage')]
     assert web_1['time'] >= healed['at']                     # not started while web_2 was below 7
+
+
+# Update, selection, zones, maintenance, reports ------------------------------------------------------------
+
+def upgrades(arm):
+    """The instance ids of every manual upgrade sent, one list per request."""
+    return [r['body']['instanceIds'] for r in arm.requests('POST', r'/manualupgrade$')]
+
+
+def test_update_brings_only_the_outdated_instances_to_the_model_one_at_a_time(arm):
+    scale_set = web(arm, count=5)
+    arm.change_model(scale_set)
+    for instance_id in ('0', '3'):
+        scale_set.instances[instance_id].life.model_version = scale_set.model_version
+    report = Cycle(compute_for(arm), 'rg', 'web', settings=settings(action='update')).run()
+    assert upgrades(arm) == [['1'], ['2'], ['4']]                        # each by its own id, never '*'
+    assert [r['result'] for r in report['instances']] == ['up-to-date', 'healthy', 'healthy', 'up-to-date',
+                                                          'healthy']
+    assert report['totals']['upToDate'] == 2 and arm.ledger.max_below() == 1
+    assert all(vm.latest_model_applied for vm in compute_for(arm).virtual_machine_scale_set_vms.list('rg', 'web'))
+    assert actions(arm) == [['web', 'manualupgrade']] * 3                 # no other action at all
+
+
+def test_include_up_to_date_updates_every_instance(arm):
+    scale_set = web(arm, count=3)
+    scale_set.instances['1'].life.model_version = arm.change_model(scale_set)
+    Cycle(compute_for(arm), 'rg', 'web', settings=settings(action='update', include_up_to_date=True)).run()
+    assert upgrades(arm) == [['0'], ['1'], ['2']]
+
+
+def test_only_outdated_reimages_only_what_is_not_on_the_latest_model(arm):
+    scale_set = web(arm, count=4)
+    arm.change_model(scale_set)
+    scale_set.instances['2'].life.model_version = scale_set.model_version
+    plan = Cycle(compute_for(arm), 'rg', 'web', settings=settings(only_outdated=True)).plan().to_view()
+    assert plan['order'] == ['0', '1', '3'] and plan['outdated'] == ['0', '1', '3']
+    assert plan['skipped'] == [{'instanceId': '2', 'reason': 'up to date: already on the latest model '
+                                                             '(--include-up-to-date cycles it too)'}]
+    Cycle(compute_for(arm), 'rg', 'web', settings=settings(only_outdated=True)).run()
+    assert actions(arm) == [['0', 'reimage'], ['1', 'reimage'], ['3', 'reimage']]
+
+
+def test_zone_by_zone_never_has_two_zones_down_at_once(arm):
+    web(arm, count=6, zones=['1', '2', '3'])                # 0 and 3 in zone 1, 1 and 4 in 2, 2 and 5 in 3
+    cycle = Cycle(compute_for(arm), 'rg', 'web', settings=settings(max_unavailable=2, zone_by_zone=True))
+    plan = cycle.plan().to_view()
+    assert plan['order'] == ['0', '3', '1', '4', '2', '5'] and plan['batches'] == [['0', '3'], ['1', '4'], ['2', '5']]
+    assert plan['zones'] == {'0': '1', '1': '2', '2': '3', '3': '1', '4': '2', '5': '3'}
+    report = cycle.run()
+    assert report['totals']['cycled'] == 6
+    down = [zones for _, zones in arm.below_by_zone()]
+    assert max(len(z) for z in down) == 1                             # never two zones below 7 at once
+    assert max(len(names) for zones in down for names in zones.values()) == 2     # the zone's pair together
+    assert [r['zone'] for r in report['instances']] == ['1', '2', '3', '1', '2', '3']
+
+
+def test_without_zone_by_zone_two_zones_go_down_together(arm):
+    web(arm, count=4, zones=['1', '2'])
+    Cycle(compute_for(arm), 'rg', 'web', settings=settings(max_unavailable=2)).run()
+    assert max(len(zones) for _, zones in arm.below_by_zone()) == 2    # the rule above can fail
+
+
+def test_an_instance_under_a_started_event_is_held_back_and_counted(arm):
+    scale_set = web(arm, count=4, publish=True)
+    event = arm.publish(scale_set, {'EventType': 'Reboot', 'Resources': ['web_1']})['name']
+    arm.set_event_status(event, 'Started')
+    target = ArmTarget(arm.subscription, 'rg', TargetKind.SCALE_SET, 'web')
+    ended = {}
+
+    def on_progress(text):
+        if text == 'web_3: reimage sent':
+            ended['at'], ended['monotonic'] = time.time(), time.monotonic()
+            arm.set_event_status(event, 'Completed')
+    reread = settings(max_unavailable=2, maintenance_reread_in_seconds=0.2)
+    cycle = Cycle(compute_for(arm), 'rg', 'web', settings=reread,
+                  maintenance=from_resource_graph(arm_send(arm), target), on_progress=on_progress)
+    assert cycle.plan().to_view()['underMaintenance'] == ['1']
+    report = cycle.run()
+    assert report['totals']['cycled'] == 4
+    assert [a[0] for a in actions(arm)] == ['0', '2', '3', '1']        # web_1 went last, once its event left
+    web_1, = [r for r in arm.requests('POST') if r['path'].endswith('/1/reimage')]
+    assert web_1['time'] >= ended['at']
+    # While web_1 was under maintenance it took one of the two slots: one other instance down at a time.
+    assert max(len(below) for at, below, _ in arm.ledger.entries if at < ended['monotonic']) == 1
+
+
+def test_a_scheduled_event_is_shown_but_holds_nothing(arm):
+    scale_set = web(arm, count=2, publish=True)
+    arm.publish(scale_set, {'EventType': 'Freeze', 'Resources': ['web_0']})
+    target = ArmTarget(arm.subscription, 'rg', TargetKind.SCALE_SET, 'web')
+    cycle = Cycle(compute_for(arm), 'rg', 'web', settings=settings(),
+                  maintenance=from_resource_graph(arm_send(arm), target))
+    plan = cycle.plan().to_view()
+    assert plan['scheduledMaintenance'] == ['0'] and plan['underMaintenance'] == []
+    cycle.run()
+    assert actions(arm) == [['0', 'reimage'], ['1', 'reimage']]
+
+
+def test_junit_report_of_a_stopped_cycle(arm):
+    scale_set = web(arm, count=4)
+    scale_set.instances['1'].life.never_healthy = True
+    with pytest.raises(CycleError) as raised:
+        Cycle(compute_for(arm), 'rg', 'web', settings=settings(timeout_in_seconds=2)).run()
+    suites = ElementTree.fromstring(junit_xml(raised.value.report))
+    suite, = suites.findall('testsuite')
+    assert (suite.get('tests'), suite.get('failures'), suite.get('skipped')) == ('4', '1', '2')
+    cases = {case.get('name'): case for case in suite.iter('testcase')}
+    assert list(cases) == ['web_0', 'web_1', 'web_2', 'web_3']
+    assert cases['web_0'].find('failure') is None and float(cases['web_0'].get('time')) >= TIMINGS.reimage
+    failure = cases['web_1'].find('failure')
+    assert failure.get('type') == 'timeout' and 'not healthy 2 s after the reimage was sent' in failure.get('message')
+    assert cases['web_2'].find('skipped').get('message') == 'the cycle stopped before reaching it'
+
+
+def test_state_file_counts_hook_attempts_and_refuses_another_cycles_file(tmp_path):
+    path = str(tmp_path / 'cycle.json')
+    first = CycleStateFile(path, 'rg', 'web', 'update').load()
+    assert [first.next_attempt('2', 'before-script') for _ in range(2)] == [1, 2]
+    first.record_finished('1')
+    again = CycleStateFile(path, 'rg', 'web', 'update').load()
+    assert again.finished == {'1'} and again.next_attempt('2', 'before-script') == 3
+    assert not [p for p in tmp_path.iterdir() if p.name != 'cycle.json']           # no temp file left
+    with pytest.raises(PreflightError, match='belongs to another cycle'):
+        CycleStateFile(path, 'rg', 'web', 'reimage').load()
+    (tmp_path / 'cycle.json').write_text('{not json')
+    with pytest.raises(PreflightError, match='cannot be read'):
+        CycleStateFile(path, 'rg', 'web', 'update').load()
