@@ -49,15 +49,15 @@ class AzCli:
             env.pop(name, None)
         return env
 
-    def run(self, *args, timeout=120, **env):
+    def run(self, *args, timeout=120, cwd=None, **env):
         completed = subprocess.run([str(AZ), *args], env=self.environment(**env), capture_output=True, text=True,
-                                   timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+                                   timeout=timeout, check=False, stdin=subprocess.DEVNULL, cwd=cwd)
         return AzResult(completed)
 
-    def popen(self, *args, output=subprocess.PIPE, **env):
+    def popen(self, *args, output=subprocess.PIPE, cwd=None, **env):
         """Start az; ``output`` is where its stdout and stderr go (a reader must keep up with a PIPE)."""
         return subprocess.Popen([str(AZ), *args], env=self.environment(**env), stdout=output, stderr=output,
-                                text=True, stdin=subprocess.DEVNULL)
+                                text=True, stdin=subprocess.DEVNULL, cwd=cwd)
 
     def fresh_config_dir(self, name):
         """A copy of the logged-out config directory, for a test that changes az config."""

@@ -4,7 +4,8 @@
 # --------------------------------------------------------------------------------------------
 """Runs the end-to-end modules that need a network namespace of their own inside one this test creates,
 with only loopback to talk on: test_az_fleet.py (the fake ARM, the real az and every simulated VM live
-there), test_az_controlplane.py (Resource Graph and the acknowledge API), test_az_agent.py (the
+there), test_az_controlplane.py (Resource Graph and the acknowledge API), test_az_cycle.py (roll-outs
+with hooks on simulated VMs), test_az_agent.py (the
 agent installed on simulated VMs) and test_az_help_examples.py (every
 example of the help, on the fixed ports the examples name)."""
 
@@ -40,6 +41,11 @@ def test_fleet_commands_end_to_end_in_a_fresh_network_namespace():
 @pytest.mark.timeout(600)
 def test_control_plane_end_to_end_in_a_fresh_network_namespace():
     run_in_fresh_network_namespace('test_az_controlplane.py', timeout=600)
+
+
+@pytest.mark.timeout(600)
+def test_cycle_roll_outs_end_to_end_in_a_fresh_network_namespace():
+    run_in_fresh_network_namespace('test_az_cycle.py', timeout=600)
 
 
 @pytest.mark.timeout(600)

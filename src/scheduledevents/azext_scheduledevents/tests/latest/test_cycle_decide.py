@@ -440,11 +440,15 @@ def test_nothing_can_start_for_longer_than_the_timeout_stops_skipped(readings, m
 def test_the_wait_starts_again_after_something_started():
     the_rules = rules(timeout_in_seconds=300)
     state, _ = decide(queue('0', '1'), fleet(3, below='2'), {}, NOW, the_rules)
+    assert state.blocked_since == NOW
     state, actions = decide(state, fleet(3), {}, NOW + 200, the_rules)
     assert actions == [Send('0')] and state.blocked_since is None
     state, _ = decide(state, fleet(3, below='0'), {}, NOW + 210, the_rules)
-    state, actions = decide(state, fleet(3), {}, NOW + 220, the_rules)
-    assert actions == [Finished('0', 20.0), Send('1')]
-    state, _ = decide(state, fleet(3, below='1'), {}, NOW + 230, the_rules)
-    state, actions = decide(state, fleet(3, below='2'), {}, NOW + 240, the_rules)
-    assert actions == [Finished('1', 40.0)] and state.queue == () and state.taken == {}
+    state, actions = decide(state, fleet(3, below='2'), {}, NOW + 220, the_rules)      # web_2 drops again
+    assert actions == [Finished('0', 20.0)] and state.queue == ('1',) and state.blocked_since is None
+    state, actions = decide(state, fleet(3, below='2'), {}, NOW + 230, the_rules)
+    assert actions == [] and state.blocked_since == NOW + 230
+    state, actions = decide(state, fleet(3, below='2'), {}, NOW + 530, the_rules)      # 530 s after the first
+    assert actions == [] and state.blocked_since == NOW + 230
+    _, actions = decide(state, fleet(3, below='2'), {}, NOW + 530.5, the_rules)
+    assert actions == [Stop('1', CycleResult.SKIPPED, 'waited 300 s for web_2 to be healthy again before starting')]
