@@ -5,6 +5,7 @@
 """Argument checks that run before anything is sent anywhere."""
 
 import os
+import re
 
 from azure.cli.core.azclierror import (InvalidArgumentValueError, MutuallyExclusiveArgumentError,
                                        RequiredArgumentMissingError)
@@ -147,6 +148,11 @@ def validate_cycle(namespace):
             setattr(namespace, option, _hook(option, value))
 
 
+# One word that names a script file here (not a program on the VM, which starts with /): a typo in it must
+# not become a one-word script that fails on the first instance.
+_SCRIPT_FILE = re.compile(r'^[^/\s][^\s]*\.(sh|bash|ps1|py)$')
+
+
 def _hook(option, value):
     """A hook option's value: a file's path (read here, so a missing one fails before anything starts) or
     the script itself."""
@@ -155,6 +161,9 @@ def _hook(option, value):
     from azext_scheduledevents.core.vocabulary import HookKind
     kind = HookKind(option.replace('_', '-'))
     source = 'inline'
+    if not os.path.isfile(value) and _SCRIPT_FILE.match(value):
+        raise InvalidArgumentValueError(f'--{kind}: no file {value} (give the path of a script here, or the '
+                                        'script\'s own text)')
     if os.path.isfile(value):
         try:
             with open(value, encoding='utf-8') as handle:

@@ -27,7 +27,7 @@ from ..fleet import Fleet
 from ..health import HEALTHY, PROVISIONED, RUNNING
 from ..log import get_logger
 from ..times import iso_utc
-from ..vocabulary import CycleAction, CycleResult, HealthMode
+from ..vocabulary import CycleAction, CycleResult, HealthMode, HookKind
 from .decide import Finished, Rules, RollState, RunHook, Send, Skipped, Stop, decide
 from .hooks import HookRun, read_run
 from .plan import ScaleSetRef, make_plan
@@ -150,7 +150,7 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
         rules = Rules(required_score=plan.required_score, max_unavailable=settings.max_unavailable,
                       pause_in_seconds=settings.pause_in_seconds, timeout_in_seconds=settings.timeout_in_seconds,
                       ignore_initial_health=settings.ignore_initial_health, zone_by_zone=settings.zone_by_zone,
-                      before_script='before-script' in self.hooks, after_script='after-script' in self.hooks,
+                      before_script=HookKind.BEFORE in self.hooks, after_script=HookKind.AFTER in self.hooks,
                       action=str(settings.action))
         state = RollState(plan.order)
         maintenance, read_at, moved_on = plan.maintenance, self._clock(), False
@@ -165,10 +165,7 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
                     # Once per batch (and now and then while an event holds an instance back).
                     maintenance, read_at, moved_on = self._maintenance(), self._clock(), False
                 state, actions = decide(state, readings, maintenance, self._clock(), rules)
-                for instance_id in state.taken:
-                    if instance_id in readings:
-                        health = readings[instance_id].health
-                        reports[instance_id].score, reports[instance_id].parts = health.score, health.parts()
+                _note_scores(state, readings, reports)
                 for action in actions:
                     if isinstance(action, Stop):
                         raise self._stopped(plan, reports, action)
@@ -179,20 +176,23 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
                 if not state.queue and not state.taken:
                     break
                 delay = settings.poll_min_in_seconds if actions else min(delay * 1.5, settings.poll_max_in_seconds)
-                if running:
-                    # A hook that ends is acted on at once, not at the next poll.
-                    done, _ = wait(running, timeout=delay, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        run = future.result()
-                        instance_id = running.pop(future)
-                        reports[instance_id].hooks.setdefault(str(run.kind), []).append(run.to_view())
-                        self._progress(f'{reports[instance_id].name}: {run.kind} '
-                                       f'{"passed" if run.ok else "failed: " + run.reason}')
-                        state = state.with_hook(instance_id, run)
-                else:
-                    self._sleep(delay)
+                state = self._wait(state, running, reports, delay)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    def _wait(self, state, running, reports, delay):
+        """Wait ``delay`` before the next read, or less when a hook ends (it is acted on at once) -> the
+        state with the hooks that ended."""
+        if not running:
+            self._sleep(delay)
+            return state
+        done, _ = wait(running, timeout=delay, return_when=FIRST_COMPLETED)
+        for future in done:
+            run, instance_id = future.result(), running.pop(future)
+            reports[instance_id].hooks.setdefault(str(run.kind), []).append(run.to_view())
+            self._progress(f'{reports[instance_id].name}: {run.kind} {"passed" if run.ok else "failed: " + run.reason}')
+            state = state.with_hook(instance_id, run)
+        return state
 
     def _carry_out(self, action, readings, reports, pool):
         """One action ``decide`` gave; returns the future of a hook it started."""
@@ -291,6 +291,14 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
                    f'Look at it with: az vmss get-instance-view -g {self.scale_set.resource_group} -n '
                    f'{self.scale_set.name} --instance-id {stop.instance_id}')
         return CycleError(message, report=cycle_report(plan, reports, None))
+
+
+def _note_scores(state, readings, reports):
+    """The latest score of every instance under way, for the report."""
+    for instance_id in state.taken:
+        if instance_id in readings:
+            health = readings[instance_id].health
+            reports[instance_id].score, reports[instance_id].parts = health.score, health.parts()
 
 
 def _skip_pending(reports, reason):

@@ -180,7 +180,10 @@ def test_cycle_stops_and_exits_1_when_an_instance_stays_unhealthy(az, fleet):
     (('--max-unavailable', '0'), '--max-unavailable'),
     (('--resume',), '--state-file'),
     (('--action', 'explode'), 'explode'),
-], ids=['max-unavailable', 'resume', 'action'])
+    (('--include-up-to-date',), '--include-up-to-date goes with --action update or --only-outdated'),
+    (('--before-script', 'no-such-drain.sh'), '--before-script: no file no-such-drain.sh'),
+    (('--after-script', ' '), 'the after-script (inline) is empty'),
+], ids=['max-unavailable', 'resume', 'action', 'up-to-date-alone', 'missing-script-file', 'empty-script'])
 def test_cycle_refuses_bad_input(az, fleet, args, message):
     result = az_fleet(az, fleet, 'cycle', '-g', 'rg', '-n', 'pool', *args)
     assert result.returncode != 0 and message in result.stderr and 'Traceback' not in result.stderr
