@@ -164,3 +164,30 @@ def test_an_instance_under_a_started_event_is_held_back(az, arm, tmp_path):
 
 def reimaged(arm, name):
     return [r['path'].rsplit('/', 2)[-2] for r in arm.requests('POST', rf'/{name}/virtualMachines/\d+/reimage$')]
+
+
+def test_without_resource_graph_maintenance_is_read_on_the_instances(az, arm, tmp_path):
+    scale_set = arm.add_scale_set('rg', 'rc', count=3, health_extension=True)
+    vms = [i.vm for i in scale_set.instances.values()]
+    event, = vms[0].add_events([{'EventType': 'Reboot', 'Resources': ['rc_0']}])
+    for vm in vms[1:]:
+        vm.add_events([{'EventType': 'Reboot', 'Resources': ['rc_0'], 'EventId': event}])
+    for vm in vms:
+        vm.start_events([event])            # under way: every instance's document says Started
+    proc = az.popen('scheduled-events', 'cycle', '-g', 'rg', '-n', 'rc', '--respect-maintenance',
+                    '--max-unavailable', '2', cwd=tmp_path, **arm.env)
+    try:
+        wait_until(lambda: reimaged(arm, 'rc'), timeout=60)
+        ended = time.time()
+        for vm in vms:
+            vm.control('DELETE', '/_emulator/events')       # the maintenance is over: the event leaves
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert 'Route: run-command' in err
+    sends = arm.requests('POST', r'/rc/virtualMachines/\d+/reimage$')
+    assert sends[0]['path'].endswith('/1/reimage')
+    assert [r['time'] >= ended for r in sends if r['path'].endswith('/0/reimage')] == [True]
+    reads = [r for r in arm.run_commands if r['instance'].startswith('rc_') and 'read Scheduled Events' in r['script']]
+    assert 3 <= len(reads) <= 3 * 3                     # every instance, once per batch (at most three here)
