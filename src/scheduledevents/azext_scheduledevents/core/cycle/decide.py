@@ -144,7 +144,7 @@ def decide(state, readings, maintenance, now, rules):
 def _follow(instance_id, item, reading, now, rules):
     """One taken instance -> (its next ``Taken`` or None when done, [actions]), or a ``Stop``."""
     if item.phase == CyclePhase.BEFORE_SCRIPT:
-        return _after_before_script(instance_id, item, now)
+        return _after_before_script(instance_id, item, reading, now, rules)
     if reading is None:
         return Stop(instance_id, CycleResult.FAILED, 'the instance disappeared during its action')
     if item.phase == CyclePhase.AFTER_SCRIPT:
@@ -152,12 +152,16 @@ def _follow(instance_id, item, reading, now, rules):
     return _after_action(instance_id, item, reading.health, now, rules)
 
 
-def _after_before_script(instance_id, item, now):
+def _after_before_script(instance_id, item, reading, now, rules):
     if item.hook is None:
         return item, []
     if not item.hook.ok:
         return Stop(instance_id, CycleResult.FAILED, f'{item.hook.reason}; the instance was not touched')
-    return Taken(CyclePhase.ACTION_SENT, now, sent_at=now, seen_below=item.seen_below), [Send(instance_id)]
+    if reading is None:
+        return Stop(instance_id, CycleResult.FAILED, 'the instance disappeared during its before-script')
+    # Below the score when its action is sent, not when its script began: only then is a dip still to come.
+    below = not reading.health.is_healthy(rules.required_score)
+    return Taken(CyclePhase.ACTION_SENT, now, sent_at=now, seen_below=below), [Send(instance_id)]
 
 
 def _after_after_script(instance_id, item, rules):
@@ -180,8 +184,10 @@ def _after_action(instance_id, item, health, now, rules):
             return Taken(CyclePhase.AFTER_SCRIPT, now, sent_at=item.sent_at), [RunHook(instance_id, HookKind.AFTER)]
         return None, [Finished(instance_id, round(now - item.sent_at, 1))]
     if now - item.sent_at > rules.timeout_in_seconds:
+        state = health.shortfall(rules.required_score) if not healthy else \
+            f'never seen below the score: the {rules.action} did not show'
         return Stop(instance_id, CycleResult.TIMEOUT, f'not healthy {rules.timeout_in_seconds:g} s after the '
-                    f'{rules.action} was sent ({health.shortfall(rules.required_score)})')
+                    f'{rules.action} was sent ({state})')
     return replace(item, seen_below=item.seen_below or not healthy), []
 
 

@@ -25,8 +25,9 @@ from ..errors import InvalidSettingError
 from ..runcommand import LINUX_COMMAND, MAX_SCRIPT_IN_BYTES, WINDOWS_COMMAND, parse_output, streams
 from ..vocabulary import HookKind
 
-# The marks, and the wrapper's own framing, need room beside the user's script.
-MAX_HOOK_IN_BYTES = MAX_SCRIPT_IN_BYTES - 4096
+# The marks and the wrapper's own framing need room beside the user's script, which travels in base64 (a
+# third larger) to Windows.
+MAX_HOOK_IN_BYTES = (MAX_SCRIPT_IN_BYTES - 4096) * 3 // 4
 
 _LINUX = '''# az scheduled-events cycle: {kind} of {name}.
 {exports}
@@ -86,16 +87,17 @@ class Hook:
                                 for key, value in environment.items())
             text = _WINDOWS.format(kind=self.kind, name=name, exports=exports,
                                    payload=base64.b64encode(self.text.encode('utf-8-sig')).decode())
-            return {'commandId': WINDOWS_COMMAND, 'script': text.splitlines()}
+            return {'commandId': WINDOWS_COMMAND, 'script': text.split('\n')}
         exports = 'export ' + ' '.join(f'{key}={shlex.quote(value)}' for key, value in environment.items())
         text = _LINUX.format(kind=self.kind, name=name, exports=exports, delimiter=self._delimiter(),
                              script=self.text.rstrip('\n'))
-        return {'commandId': LINUX_COMMAND, 'script': text.splitlines()}
+        # Lines end at \n alone: splitlines() would also cut at form feeds and the like, changing the script.
+        return {'commandId': LINUX_COMMAND, 'script': text.split('\n')}
 
     def _delimiter(self):
         """A here-document end line that no line of the script is."""
         delimiter = 'SE_HOOK_' + hashlib.sha256(self.text.encode()).hexdigest()[:16].upper()
-        lines = set(self.text.splitlines())
+        lines = set(self.text.split('\n'))
         while delimiter in lines:
             delimiter += '_'
         return delimiter
@@ -132,6 +134,12 @@ class HookRun:  # pylint: disable=too-many-instance-attributes
 def read_run(hook, attempt, output, seconds):
     """A hook's RunCommandResult -> its ``HookRun``; RunCommandOutputError when the marks are missing."""
     code = parse_output(output, required=('exit',))['exit'][0]
-    stdout, stderr = streams(output)
-    kept = [line for line in stdout.splitlines() if not line.startswith('@@se ')]
-    return HookRun(hook.kind, attempt, code, '\n'.join(kept).strip('\n'), stderr.strip('\n'), seconds=seconds)
+    stdout, stderr = (_lines(text) for text in streams(output))
+    kept = [line for line in stdout if not line.startswith('@@se ')]
+    return HookRun(hook.kind, attempt, code, '\n'.join(kept).strip('\n'), '\n'.join(stderr).strip('\n'),
+                   seconds=seconds)
+
+
+def _lines(text):
+    """Lines as the script wrote them, whether they end in \\n (Linux) or \\r\\n (Windows)."""
+    return [line[:-1] if line.endswith('\r') else line for line in text.split('\n')]

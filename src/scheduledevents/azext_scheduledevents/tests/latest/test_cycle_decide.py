@@ -23,7 +23,6 @@ from azext_scheduledevents.core.vocabulary import CyclePhase, CycleResult, Event
 NOW = 1000.0
 STARTED, SCHEDULED = EventStatus.STARTED, EventStatus.SCHEDULED
 BEFORE, AFTER = HookKind.BEFORE, HookKind.AFTER
-ALL_HEALTHY = 'scores 7, needs 7 (ProvisioningState Succeeded, PowerState running, HealthState healthy)'
 
 
 def reading(instance_id, zone='1', health='healthy', power='running', provisioning='Succeeded'):
@@ -299,14 +298,14 @@ def test_after_script_runs_once_healthy_again_and_then_it_is_finished():
     the_rules = rules(after_script=True)
     state, _ = decide(queue('0', '1'), fleet(2), {}, NOW, the_rules)
     state, _ = decide(state, fleet(2, below='0'), {}, NOW + 10, the_rules)
-    state, actions = decide(state, fleet(2), {}, NOW + 40, the_rules)
+    state, actions = decide(state, fleet(2), {}, NOW + 40.3, the_rules)
     assert actions == [RunHook('0', AFTER)]
-    assert state.taken == {'0': Taken(CyclePhase.AFTER_SCRIPT, NOW + 40, sent_at=NOW)} and state.queue == ('1',)
+    assert state.taken == {'0': Taken(CyclePhase.AFTER_SCRIPT, NOW + 40.3, sent_at=NOW)} and state.queue == ('1',)
     state, actions = decide(state, fleet(2), {}, NOW + 50, the_rules)                   # it still runs
     assert actions == [] and state.taken['0'].phase == CyclePhase.AFTER_SCRIPT
     state, actions = decide(state.with_hook('0', passed(AFTER)), fleet(2), {}, NOW + 90, the_rules)
     # Seconds to healthy: from the action to healthy again, without the after-script's own time.
-    assert actions == [Finished('0', 40.0), Send('1')]
+    assert actions == [Finished('0', 40.3), Send('1')]
 
 
 def test_a_failed_after_script_stops_the_cycle():
@@ -355,7 +354,7 @@ def test_never_seen_below_is_not_finished_and_times_out(action):
         assert actions == [] and state.taken == {'0': sent(NOW)}
     state, actions = decide(state, fleet(2), {}, NOW + 600.5, the_rules)
     assert actions == [Stop('0', CycleResult.TIMEOUT, f'not healthy 600 s after the {action} was sent '
-                                                      f'({ALL_HEALTHY})')]
+                                                      f'(never seen below the score: the {action} did not show)')]
 
 
 def test_still_below_at_the_timeout_says_why():
@@ -400,6 +399,15 @@ def test_a_stop_keeps_the_finished_of_the_same_step_and_drops_the_rest():
     assert actions == [Finished('0', 20.0), Stop('1', CycleResult.FAILED, 'the reimage failed (ProvisioningState '
                                                                           'Failed)')]
     assert set(state.taken) == {'1'} and state.queue == ('2',)                # web_2 was not started
+
+
+def test_a_stop_drops_the_hooks_and_sends_of_the_same_step():
+    # The loop carries actions out in order: a hook or an action before the Stop would run after all.
+    the_rules = rules(max_unavailable=2, after_script=True)
+    state, _ = decide(queue('0', '1', '2'), fleet(3), {}, NOW, the_rules)
+    state, _ = decide(state, fleet(3, below='01'), {}, NOW + 10, the_rules)
+    _, actions = decide(state, fleet(3, failed='1'), {}, NOW + 20, the_rules)          # web_0 healthy again
+    assert actions == [Stop('1', CycleResult.FAILED, 'the reimage failed (ProvisioningState Failed)')]
 
 
 def test_a_queued_instance_that_no_longer_exists_is_skipped():

@@ -35,7 +35,9 @@ from azext_scheduledevents.core.vocabulary import HookKind
 
 from .fakearm.server import OUTPUT_LIMIT_IN_BYTES, _run_command_result
 
-NOTE = 'it\'s "quoted", spaced  out, $HOME `id` \\n and ; rm -rf /'
+# Quotes, a space and what a shell would expand or run if the value were not quoted for it: the probes
+# would leave files in the folder the wrapper runs in.
+NOTE = 'it\'s "quoted", spaced  out, $HOME `touch probe-1` $(touch probe-2) \\n ; touch probe-3'
 ENV = {'CYCLE_HOOK': 'before-script', 'CYCLE_ACTION': 'reimage', 'CYCLE_INSTANCE_ID': '3',
        'CYCLE_INSTANCE_NAME': 'web_3', 'CYCLE_ATTEMPT': '2', 'CYCLE_SCALE_SET': 'web', 'CYCLE_RESOURCE_GROUP': 'rg',
        'CYCLE_NOTE': NOTE}
@@ -113,7 +115,7 @@ def test_the_environment_reaches_the_script(instance):
             'printf "%s\\n" "$CYCLE_HOOK/$CYCLE_ACTION/$CYCLE_RESOURCE_GROUP/$CYCLE_SCALE_SET"')
     _, run = instance.read(before(text))
     assert run.stdout == f'3|web_3|2|{NOTE}\nbefore-script/reimage/rg/web'
-    assert run.exit_code == 0
+    assert run.exit_code == 0 and not list(instance.folder.glob('probe-*'))
 
 
 def test_the_environment_reaches_a_python_script_whole(instance):
@@ -199,9 +201,9 @@ def test_output_over_the_window_still_yields_the_exit_code(instance, stream):
 
 
 def test_the_output_comes_back_without_the_marks(instance):
-    done, run = instance.read(before('echo one\necho "  two, indented"\necho oops >&2\nprintf three'))
+    done, run = instance.read(before('echo "  one, indented"\necho\necho two\necho oops >&2\nprintf three'))
     assert b'@@se exit 0@@\n@@se end@@\n' in done.stdout
-    assert (run.stdout, run.stderr) == ('one\n  two, indented\nthree', 'oops')
+    assert (run.stdout, run.stderr) == ('  one, indented\n\ntwo\nthree', 'oops')
 
 
 def test_a_silent_script_has_empty_output(instance):
@@ -244,9 +246,10 @@ def test_a_wrapper_killed_before_its_end_is_no_exit_code(instance):
 @pytest.mark.parametrize('result', [
     _run_command_result(None, b'started\nstill going\n', b''),
     _run_command_result(None, b'started\n@@se exit 0@@\n', b'Terminated\n'),      # cut between its marks
+    _run_command_result(None, b'started\n@@se end@@\n', b''),                        # the script's own end mark
     _run_command_result(0, b'', b''),
     {'value': []},
-], ids=['timed-out', 'cut-between-the-marks', 'no-output', 'no-value'])
+], ids=['timed-out', 'cut-between-the-marks', 'an-end-mark-without-exit', 'no-output', 'no-value'])
 def test_output_without_the_marks_is_refused(result):
     with pytest.raises(RunCommandOutputError):
         read_run(before('x'), 1, result, 1.0)
@@ -261,7 +264,7 @@ def test_an_empty_script_is_refused(text):
 
 
 def test_an_oversize_script_is_refused_in_bytes():
-    assert MAX_HOOK_IN_BYTES == MAX_SCRIPT_IN_BYTES - 4096
+    assert MAX_HOOK_IN_BYTES == (MAX_SCRIPT_IN_BYTES - 4096) * 3 // 4
     with pytest.raises(InvalidSettingError, match=f'is {MAX_HOOK_IN_BYTES + 1} bytes; Run Command takes at most '
                                                   f'{MAX_HOOK_IN_BYTES}'):
         Hook(HookKind.AFTER, 'big.sh', 'x' * (MAX_HOOK_IN_BYTES + 1))
@@ -307,7 +310,8 @@ def test_windows_environment_lines_text_only():
             assert match, line
             found[match[1]] = match[2].replace("''", "'")
     assert found == ENV
-    assert "$env:CYCLE_NOTE = 'it''s \"quoted\", spaced  out, $HOME `id` \\n and ; rm -rf /'" in lines
+    assert "$env:CYCLE_NOTE = 'it''s \"quoted\", spaced  out, $HOME `touch probe-1` $(touch probe-2) \\n ; " \
+           "touch probe-3'" in lines
 
 
 WINDOWS_STDOUT = 'draining web_3\r\n  done\r\n\r\n@@se exit 4@@\r\n@@se end@@\r\n'
@@ -333,6 +337,8 @@ def test_windows_result_read_run_text_only():
 
 
 def test_windows_result_stderr_lines_end_as_stdout_lines_do_text_only():
+    # Windows ends its lines with CRLF; the run's stdout comes back with plain newlines, and so should its
+    # stderr (the report and the JUnit file show both).
     run = read_run(before('exit 0'), 1, windows_result(stderr='first\r\nsecond\r\n'), 1.0)
     assert run.stdout == 'draining web_3\n  done'
     assert run.stderr == 'first\nsecond'
