@@ -57,3 +57,24 @@ def transform_policy_table(result):
     """One line per command and route: does it work for this target, and what turns it on."""
     return [{'Command': r['Command'], 'Route': r['Route'], 'Works': _yes_no(r['Works']), 'Fix': r['Fix'] or ''}
             for r in result['Routes']]
+
+
+def transform_cycle_table(result):
+    """A cycle's report, one line per instance; or its --dry-run plan, one line per instance in order."""
+    if 'instances' not in result:
+        batch_of = {i: n for n, batch in enumerate(result['batches'], 1) for i in batch}
+        zones, outdated = result['zones'] or {}, set(result['outdated'])
+        maintenance = {**{i: 'Scheduled' for i in result['scheduledMaintenance']},
+                       **{i: 'Started' for i in result['underMaintenance']}}
+        skipped = {s['instanceId']: s['reason'] for s in result['skipped']}
+        return [{'InstanceId': i, 'Batch': batch_of.get(i, ''), 'Zone': zones.get(i) or '',
+                 'Outdated': _yes_no(i in outdated), 'Maintenance': maintenance.get(i, ''),
+                 'Skipped': skipped.get(i, '')} for i in [*result['order'], *skipped]]
+    return [{
+        'Instance': row['name'],
+        'Zone': row['zone'] or '',
+        'Result': row['result'],
+        'SecondsToHealthy': '' if row['seconds_to_healthy'] is None else row['seconds_to_healthy'],
+        'Scripts': ', '.join(f'{kind} {runs[-1]["exitCode"]}' for kind, runs in row['hooks'].items()),
+        'Reason': row['reason'] or '',
+    } for row in result['instances']]

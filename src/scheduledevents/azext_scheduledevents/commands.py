@@ -4,7 +4,7 @@
 # --------------------------------------------------------------------------------------------
 
 from azext_scheduledevents._format import (transform_agent_status_table, transform_approval_table,
-                                           transform_event_table, transform_policy_table)
+                                           transform_cycle_table, transform_event_table, transform_policy_table)
 from azext_scheduledevents._validators import (validate_agent_fleet, validate_agent_install, validate_approve,
                                                validate_emulator, validate_imds_options, validate_cycle,
                                                validate_list, validate_policy_target, validate_watch)
@@ -19,7 +19,7 @@ def load_command_table(self, _):
         g.custom_command('approve', 'approve_events', validator=validate_approve,
                          table_transformer=transform_approval_table)
         g.custom_command('watch', 'watch_events', validator=validate_watch)
-        g.custom_command('cycle', 'cycle_scale_set', validator=validate_cycle)
+        g.custom_command('cycle', 'cycle_scale_set', validator=validate_cycle, table_transformer=transform_cycle_table)
         g.custom_command('emulator', 'run_emulator', validator=validate_emulator)
 
     with self.command_group('scheduled-events policy', is_preview=True) as g:

@@ -155,7 +155,7 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
         state = RollState(plan.order)
         maintenance, read_at, moved_on = plan.maintenance, self._clock(), False
         running = {}                    # future -> instance id
-        delay = settings.poll_min_in_seconds
+        delay, last_seen = settings.poll_min_in_seconds, {}
         pool = ThreadPoolExecutor(max_workers=settings.max_unavailable)
         try:
             while state.queue or state.taken:
@@ -164,7 +164,12 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
                         moved_on or self._clock() - read_at >= settings.maintenance_reread_in_seconds):
                     # Once per batch (and now and then while an event holds an instance back).
                     maintenance, read_at, moved_on = self._maintenance(), self._clock(), False
+                before, seen = state, {i: readings[i].health for i in state.taken if i in readings}
                 state, actions = decide(state, readings, maintenance, self._clock(), rules)
+                # Read again soon after anything moved (a taken instance's state, a dip seen, a start or an
+                # end), less often while nothing does.
+                moved = actions or state.taken != before.taken or seen != last_seen
+                last_seen = seen
                 _note_scores(state, readings, reports)
                 for action in actions:
                     if isinstance(action, Stop):
@@ -175,7 +180,7 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
                         running[future] = action.instance_id
                 if not state.queue and not state.taken:
                     break
-                delay = settings.poll_min_in_seconds if actions else min(delay * 1.5, settings.poll_max_in_seconds)
+                delay = settings.poll_min_in_seconds if moved else min(delay * 1.5, settings.poll_max_in_seconds)
                 state = self._wait(state, running, reports, delay)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)

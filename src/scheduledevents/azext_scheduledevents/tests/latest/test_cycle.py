@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from azext_scheduledevents._format import transform_cycle_table
 from azext_scheduledevents.core.config import CycleSettings
 from azext_scheduledevents.core.cycle import Cycle
 from azext_scheduledevents.core.cycle.junit import junit_xml
@@ -317,3 +318,19 @@ def test_state_file_counts_hook_attempts_and_refuses_another_cycles_file(tmp_pat
     (tmp_path / 'cycle.json').write_text('{not json')
     with pytest.raises(PreflightError, match='cannot be read'):
         CycleStateFile(path, 'rg', 'web', 'update').load()
+
+
+def test_table_of_a_plan_and_of_a_report(arm):
+    scale_set = web(arm, count=3, zones=['1', '2'])
+    arm.change_model(scale_set)
+    scale_set.instances['1'].life.model_version = scale_set.model_version
+    cycle = Cycle(compute_for(arm), 'rg', 'web', settings=settings(action='update', zone_by_zone=True))
+    assert transform_cycle_table(cycle.plan().to_view()) == [
+        {'InstanceId': '0', 'Batch': 1, 'Zone': '1', 'Outdated': 'yes', 'Maintenance': '', 'Skipped': ''},
+        {'InstanceId': '2', 'Batch': 2, 'Zone': '1', 'Outdated': 'yes', 'Maintenance': '', 'Skipped': ''},
+        {'InstanceId': '1', 'Batch': '', 'Zone': '2', 'Outdated': 'no', 'Maintenance': '',
+         'Skipped': 'up to date: already on the latest model (--include-up-to-date cycles it too)'}]
+    rows = transform_cycle_table(cycle.run())
+    assert [(r['Instance'], r['Zone'], r['Result'], r['Scripts']) for r in rows] == [
+        ('web_0', '1', 'healthy', ''), ('web_1', '2', 'up-to-date', ''), ('web_2', '1', 'healthy', '')]
+    assert all(r['SecondsToHealthy'] >= TIMINGS.update for r in rows if r['Result'] == 'healthy')
