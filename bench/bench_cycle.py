@@ -9,8 +9,9 @@ instances all outdated by a model change, with a before- and an after-script thr
 1 s each, on simulated VMs), against the ideal ceil(20 / k) x (U + H + 2 x L).
 
 Goals: wall time <= 1.05 x ideal + 3 s per instance; for the reimage at most one ARM read every 2 s per instance
-in flight; for the update exactly one before- and one after-script Run Command and one manualupgrade naming only
-it per instance. Needs root (network namespaces) for the simulated VMs. Run with the project's venv:
+in flight (the reads from its first action on); for the update exactly one before- and one after-script Run
+Command and one manualupgrade naming only it per instance. Needs root (network namespaces) for the simulated
+VMs. Run with the project's venv:
 .venv/bin/python bench/bench_cycle.py [--instances 20] [--reimage 4] [--update 4] [--health 2]
 """
 
@@ -113,7 +114,9 @@ def main():
             if result.returncode != 0:
                 raise SystemExit(f'cycle failed: {result}')
             requests = [r for r in arm.requests()[before:] if '/msi/token' not in r['path']]
-            reads = sum(1 for r in requests if r['method'] == 'GET')
+            # Reads while instances are in flight: from the first action on (the pre-flight's are not).
+            first_action = min(r['time'] for r in requests if r['method'] == 'POST')
+            reads = sum(1 for r in requests if r['method'] == 'GET' and r['time'] >= first_action)
             in_flight = sum(r['seconds_to_healthy'] for r in result.json['instances'])
             reads_per_2s = reads / (in_flight / 2)
             ideal = math.ceil(args.instances / parallel) * (args.reimage + args.health)
