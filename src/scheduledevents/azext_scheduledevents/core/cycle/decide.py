@@ -65,29 +65,39 @@ class RollState:
 
 @dataclass(frozen=True)
 class RunHook:
+    """Start the hook of this kind on the instance (through Run Command)."""
+
     instance_id: str
     kind: HookKind
 
 
 @dataclass(frozen=True)
 class Send:
+    """Send the action to the instance, and to it alone."""
+
     instance_id: str
 
 
 @dataclass(frozen=True)
 class Finished:
+    """The instance is done: healthy again (and its after-script passed)."""
+
     instance_id: str
     seconds_to_healthy: float
 
 
 @dataclass(frozen=True)
 class Skipped:
+    """The instance is left out (it no longer exists); the cycle goes on."""
+
     instance_id: str
     reason: str
 
 
 @dataclass(frozen=True)
 class Stop:
+    """The cycle stops here: this instance ends with ``result``; nothing more starts."""
+
     instance_id: str
     result: CycleResult
     reason: str

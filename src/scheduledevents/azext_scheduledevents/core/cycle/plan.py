@@ -21,12 +21,16 @@ from .readings import numeric
 
 @dataclass(frozen=True)
 class ScaleSetRef:
+    """Which scale set is cycled."""
+
     resource_group: str
     name: str
 
 
 @dataclass(frozen=True)
 class Skip:
+    """An instance the plan leaves out, and why."""
+
     instance_id: str
     reason: str
     stops: bool = False          # the pre-flight refuses to start while it holds
