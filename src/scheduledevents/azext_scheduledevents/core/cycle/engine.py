@@ -119,10 +119,8 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
         plan = self.plan(instance_ids)
         reports = {i: InstanceReport(i, r.name, r.zone, r.latest_model) for i, r in plan.targeted.items()}
         for skip in plan.skipped:
-            if skip.reason.startswith('finished before'):
-                reports[skip.instance_id].result = CycleResult.DONE_BEFORE_RESUME
-            elif skip.reason.startswith('up to date'):
-                reports[skip.instance_id].result, reports[skip.instance_id].reason = CycleResult.UP_TO_DATE, skip.reason
+            if not skip.stops:
+                reports[skip.instance_id].result, reports[skip.instance_id].reason = skip.result, skip.reason
         try:
             plan.check()
         except PreflightError as ex:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..config import CycleSettings
 from ..errors import PreflightError, TargetNotFoundError
-from ..vocabulary import EventStatus
+from ..vocabulary import CycleResult, EventStatus
 from .readings import numeric
 
 
@@ -29,10 +29,11 @@ class ScaleSetRef:
 
 @dataclass(frozen=True)
 class Skip:
-    """An instance the plan leaves out, and why."""
+    """An instance the plan leaves out, why, and what the report says of it."""
 
     instance_id: str
     reason: str
+    result: CycleResult = CycleResult.SKIPPED
     stops: bool = False          # the pre-flight refuses to start while it holds
 
 
@@ -116,10 +117,10 @@ def make_plan(scale_set, settings, readings, *, required_score, capacity, instan
     for instance_id in targets:
         reading = readings[instance_id]
         if instance_id in finished:
-            skipped.append(Skip(instance_id, 'finished before (--resume)'))
+            skipped.append(Skip(instance_id, 'finished before (--resume)', CycleResult.DONE_BEFORE_RESUME))
         elif settings.skips_up_to_date and reading.latest_model:
             skipped.append(Skip(instance_id, 'up to date: already on the latest model (--include-up-to-date '
-                                             'cycles it too)'))
+                                             'cycles it too)', CycleResult.UP_TO_DATE))
         elif not reading.health.is_healthy(required_score) and not settings.ignore_initial_health:
             skipped.append(Skip(instance_id, reading.health.shortfall(required_score), stops=True))
         else:
