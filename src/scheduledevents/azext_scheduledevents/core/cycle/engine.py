@@ -168,7 +168,7 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
                 # end), less often while nothing does.
                 moved = actions or state.taken != before.taken or seen != last_seen
                 last_seen = seen
-                _note_scores(state, readings, reports)
+                _note_scores(before, readings, reports)          # also of those that just finished
                 for action in actions:
                     if isinstance(action, Stop):
                         raise self._stopped(plan, reports, action)

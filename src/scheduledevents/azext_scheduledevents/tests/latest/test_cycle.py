@@ -56,6 +56,7 @@ def test_happy_path_one_at_a_time(arm):
     web(arm)
     report = Cycle(compute_for(arm), 'rg', 'web', settings=settings()).run()
     assert [r['result'] for r in report['instances']] == ['healthy'] * 5
+    assert [r['score'] for r in report['instances']] == [7] * 5             # the score it finished with
     assert actions(arm) == [[str(i), 'reimage'] for i in range(5)]          # one instance each, in order
     assert arm.ledger.max_below() == 1
     assert all(r['seconds_to_healthy'] >= TIMINGS.reimage for r in report['instances'])
