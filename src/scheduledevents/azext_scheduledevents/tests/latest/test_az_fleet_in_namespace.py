@@ -33,26 +33,12 @@ def run_in_fresh_network_namespace(module, timeout):
     assert ' passed' in done.stdout.splitlines()[-1] and 'skipped' not in done.stdout.splitlines()[-1]
 
 
-@pytest.mark.timeout(900)
-def test_fleet_commands_end_to_end_in_a_fresh_network_namespace():
-    run_in_fresh_network_namespace('test_az_fleet.py', timeout=900)
+# Each module with the most its run may take (seconds).
+MODULES = [('test_az_fleet.py', 900), ('test_az_controlplane.py', 600), ('test_az_cycle.py', 600),
+           ('test_az_agent.py', 600), ('test_az_help_examples.py', 300)]
 
 
-@pytest.mark.timeout(600)
-def test_control_plane_end_to_end_in_a_fresh_network_namespace():
-    run_in_fresh_network_namespace('test_az_controlplane.py', timeout=600)
-
-
-@pytest.mark.timeout(600)
-def test_cycle_roll_outs_end_to_end_in_a_fresh_network_namespace():
-    run_in_fresh_network_namespace('test_az_cycle.py', timeout=600)
-
-
-@pytest.mark.timeout(600)
-def test_agent_commands_end_to_end_in_a_fresh_network_namespace():
-    run_in_fresh_network_namespace('test_az_agent.py', timeout=600)
-
-
-@pytest.mark.timeout(300)
-def test_help_examples_run_as_written_in_a_fresh_network_namespace():
-    run_in_fresh_network_namespace('test_az_help_examples.py', timeout=300)
+@pytest.mark.parametrize('module, timeout', [pytest.param(m, t, marks=pytest.mark.timeout(t), id=m[:-3])
+                                             for m, t in MODULES])
+def test_module_end_to_end_in_a_fresh_network_namespace(module, timeout):
+    run_in_fresh_network_namespace(module, timeout=timeout)
