@@ -161,15 +161,15 @@ def _hook(option, value):
     from azext_scheduledevents.core.vocabulary import HookKind
     kind = HookKind(option.replace('_', '-'))
     source = 'inline'
-    if not os.path.isfile(value) and _SCRIPT_FILE.match(value):
-        raise InvalidArgumentValueError(f'--{kind}: no file {value} (give the path of a script here, or the '
-                                        'script\'s own text)')
     if os.path.isfile(value):
         try:
             with open(value, encoding='utf-8') as handle:
                 source, value = value, handle.read()
         except (OSError, UnicodeDecodeError) as ex:
             raise InvalidArgumentValueError(f'--{kind}: cannot read {value}: {ex}') from None
+    elif _SCRIPT_FILE.match(value):
+        raise InvalidArgumentValueError(f'--{kind}: no file {value} (give the path of a script here, or the '
+                                        'script\'s own text)')
     try:
         return Hook(kind, source, value)
     except InvalidSettingError as ex:

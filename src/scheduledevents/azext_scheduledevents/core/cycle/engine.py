@@ -105,18 +105,23 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
 
     def plan(self, instance_ids=None):
         """What ``run`` would do, from reads alone (``plan.CyclePlan``)."""
+        return self._plan(instance_ids)[0]
+
+    def _plan(self, instance_ids):
+        """(the plan, the reading of every instance it was made from)."""
         required, capacity = self._required()
         finished = self._state.load().finished if self.resume else set()
-        return make_plan(self.scale_set, self.settings, self._readings(), required_score=required,
-                         capacity=capacity, instance_ids=instance_ids, finished=finished,
+        readings = self._readings()
+        return make_plan(self.scale_set, self.settings, readings, required_score=required, capacity=capacity,
+                         instance_ids=instance_ids, finished=finished,
                          maintenance=self._maintenance() if self._maintenance else None,
-                         hooks=tuple(self.hooks.values()))
+                         hooks=tuple(self.hooks.values())), readings
 
     # Running ----------------------------------------------------------------------------------------------
 
     def run(self, instance_ids=None):
         """Cycle the instances; returns the report, or raises ``CycleError`` carrying it."""
-        plan = self.plan(instance_ids)
+        plan, readings = self._plan(instance_ids)
         reports = {i: InstanceReport(i, r.name, r.zone, r.latest_model) for i, r in plan.targeted.items()}
         for skip in plan.skipped:
             if not skip.stops:
@@ -131,7 +136,8 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
                 scaled_from = set(plan.targeted)
                 added = self._scale_out(plan.capacity, scaled_from)
                 self._wait_healthy(added[0], plan.required_score)
-            self._roll(plan, reports)
+                readings = None                 # the scale set has changed since
+            self._roll(plan, reports, readings)
         except KeyboardInterrupt:
             _skip_pending(reports, 'interrupted')
             raise
@@ -142,8 +148,9 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
                     self._scale_back(instance_id)
         return cycle_report(plan, reports, added)
 
-    def _roll(self, plan, reports):
-        """Read, decide, carry out, until every instance is done or one stops the cycle."""
+    def _roll(self, plan, reports, readings=None):
+        """Read, decide, carry out, until every instance is done or one stops the cycle. ``readings``: the
+        reading the plan was made from, while still current (it saves the first read)."""
         settings = self.settings
         rules = Rules(required_score=plan.required_score, max_unavailable=settings.max_unavailable,
                       pause_in_seconds=settings.pause_in_seconds, timeout_in_seconds=settings.timeout_in_seconds,
@@ -157,7 +164,7 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
         pool = ThreadPoolExecutor(max_workers=settings.max_unavailable)
         try:
             while state.queue or state.taken:
-                readings = self._readings()
+                readings = readings or self._readings()
                 if self._maintenance and state.queue and len(state.taken) < settings.max_unavailable and (
                         moved_on or self._clock() - read_at >= settings.maintenance_reread_in_seconds):
                     # Once per batch (and now and then while an event holds an instance back).
@@ -168,7 +175,7 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
                 # end), less often while nothing does.
                 moved = actions or state.taken != before.taken or seen != last_seen
                 last_seen = seen
-                _note_scores(before, readings, reports)          # also of those that just finished
+                _note_scores(seen, reports)                      # also of those that just finished
                 for action in actions:
                     if isinstance(action, Stop):
                         raise self._stopped(plan, reports, action)
@@ -179,7 +186,7 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
                 if not state.queue and not state.taken:
                     break
                 delay = settings.poll_min_in_seconds if moved else min(delay * 1.5, settings.poll_max_in_seconds)
-                state = self._wait(state, running, reports, delay)
+                state, readings = self._wait(state, running, reports, delay), None
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -296,12 +303,10 @@ class Cycle:  # pylint: disable=too-many-instance-attributes
         return CycleError(message, report=cycle_report(plan, reports, None))
 
 
-def _note_scores(state, readings, reports):
-    """The latest score of every instance under way, for the report."""
-    for instance_id in state.taken:
-        if instance_id in readings:
-            health = readings[instance_id].health
-            reports[instance_id].score, reports[instance_id].parts = health.score, health.parts()
+def _note_scores(healths, reports):
+    """The latest score of each instance under way (``{id: InstanceHealth}``), for the report."""
+    for instance_id, health in healths.items():
+        reports[instance_id].score, reports[instance_id].parts = health.score, health.parts()
 
 
 def _skip_pending(reports, reason):
