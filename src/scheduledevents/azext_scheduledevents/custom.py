@@ -242,7 +242,7 @@ def _print_systemd_unit(options):
     import shutil
     import sys
     from azure.cli.core.azclierror import FileOperationError
-    from azext_scheduledevents.core.systemd import render_unit
+    from azext_scheduledevents.core.systemd import az_environment, render_unit
     az = os.path.join(os.path.dirname(sys.executable), 'az')
     az = az if os.access(az, os.X_OK) else shutil.which('az')
     if not az:
@@ -252,7 +252,10 @@ def _print_systemd_unit(options):
             *options.with_programs_resolved().to_argv(state_dir=options.state_dir or config.SERVICE_STATE_DIR),
             '--only-show-errors']
     sys.stdout.write(render_unit(argv, stop_timeout_in_seconds=options.handler_timeout
-                                 + config.SERVICE_STOP_MARGIN_IN_SECONDS))
+                                 + config.SERVICE_STOP_MARGIN_IN_SECONDS, description='az scheduled-events watch',
+                                 state_dir=config.SERVICE_STATE_DIR,
+                                 environment=az_environment(config.SERVICE_STATE_DIR),
+                                 environment_file=config.SERVICE_ENVIRONMENT_FILE))
 
 
 def cycle_scale_set(cmd, *, resource_group_name, name, instance_ids=None,  # pylint: disable=too-many-locals

@@ -18,8 +18,8 @@ import argparse
 import logging
 import os
 import sys
+from collections import namedtuple
 
-from ..core.config import AGENT_STATE_DIR, IMDS_DEADLINE_IN_SECONDS
 from ..core.errors import (HandlerConfigError, ImdsError, InvalidEventIdError, InvalidSettingError,
                            ScheduledEventsError)
 from ..core.log import get_logger
@@ -52,14 +52,15 @@ def main(argv=None):
 
         main(['approve', '--event-id', 'C7061BAC-AFDC-4513-B24B-AA5F13A16123'])
     """
-    _import_http_client_without_ssl()
-    from ..core.imds import DEFAULT_ENDPOINT
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = build_parser(watch_options=_command(argv) == 'watch').parse_args(argv)
+        name = _command(argv)
+        if name in _COMMANDS and _COMMANDS[name].talks_to_imds:
+            _import_http_client_without_ssl()
+        args = build_parser(name).parse_args(argv)
         logging.basicConfig(stream=sys.stderr, format=_DEBUG_FORMAT if args.debug else _LOG_FORMAT,
                             level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING)
-        return args.run(args, os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT)
+        return args.run(args)
     except SystemExit as ex:        # --help and --version
         return ex.code or 0
     except (UsageError,) + _USAGE_ERRORS as ex:
@@ -70,6 +71,11 @@ def main(argv=None):
         return _fail(f'{ex.strerror or ex}' + (f': {ex.filename}' if ex.filename else ''), EXIT_ERROR)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _endpoint():
+    from ..core.imds import DEFAULT_ENDPOINT
+    return os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
 
 
 def _import_http_client_without_ssl():
@@ -96,10 +102,10 @@ def _command(argv):
     return next((arg for arg in argv if not arg.startswith('-')), None)
 
 
-def build_parser(*, watch_options=True):
-    """The parser of every command; each command's ``run(args, endpoint)`` is in ``args.run``. Without
-    ``watch_options``, ``watch`` is there without its options, which cost their imports."""
-    from ..core.imds import DEFAULT_API_VERSION
+def build_parser(command=None):
+    """The parser of every command; each command's ``run(args)`` is in ``args.run``. Only the options of
+    ``command`` (the one ``argv`` names) are added, since they cost their imports: ``--version`` and
+    ``service`` (each install runs it) then import neither ``http.client`` nor the watcher."""
     parser = _Parser(prog=PROG, allow_abbrev=False, description='Azure Scheduled Events on this VM: the '
                      'watcher of az scheduled-events watch, and list, show and approve.')
     parser.add_argument('--version', action='version', version=VERSION)
@@ -108,42 +114,53 @@ def build_parser(*, watch_options=True):
     common.add_argument('--debug', action='store_true', help='Log everything (DEBUG).')
     common.add_argument('-o', '--output', choices=('json', 'table'), default='json',
                         help='json (as az -o json), or table; watch writes text lines with table.')
-    imds = _Parser(add_help=False, allow_abbrev=False)
-    imds.add_argument('--api-version', default=DEFAULT_API_VERSION, help='Scheduled Events api-version.')
-    imds.add_argument('--timeout', type=float, default=IMDS_DEADLINE_IN_SECONDS,
-                      help='Seconds to keep trying before giving up (the first call on a VM can take two minutes).')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', parser_class=_Parser)
     commands.required = True
-
-    def command(name, run, help_text, parents):
-        sub = commands.add_parser(name, help=help_text, description=help_text, parents=parents, allow_abbrev=False)
-        sub.set_defaults(run=run)
-        return sub
-
-    listing = command('list', _list, 'List the Scheduled Events of this VM.', [common, imds])
-    listing.add_argument('--this-vm', action='store_true', help='Only events whose Resources name this VM.')
-    listing.add_argument('--document', action='store_true', help='Print the raw document instead.')
-    command('show', _show, 'Show one event.', [common, imds]).add_argument(
-        '--event-id', required=True, help='Id (a GUID) of the event, as EventId shows it.')
-    approve = command('approve', _approve, 'Approve events, so that they start now.', [common, imds])
-    approve.add_argument('--event-id', dest='event_ids', nargs='+', required=True, metavar='EVENT_ID',
-                         help='Ids (GUIDs) of the events; approving starts an event for every VM in its Resources.')
-    approve.add_argument('--force', action='store_true', help='Send the approval even for ids not in the document.')
-    watch = command('watch', _watch, 'Watch the events and act on each transition, until stopped.', [common])
-    if watch_options:
-        _add_watch_options(watch)
-    service = command('service', _service, 'Install this agent as a systemd service, or say how it runs.',
-                      [common])
-    service.add_argument('action', choices=('install', 'status'))
-    service.add_argument('--agent', help='install: the agent file to install.')
-    service.add_argument('--spec', help='install: the JSON file of the service\'s watch options and secrets.')
-    service.add_argument('--python', default=sys.executable, help='install: the Python the service runs.')
+    for name, spec in _COMMANDS.items():
+        sub = commands.add_parser(name, help=spec.help, description=spec.help, parents=[common], allow_abbrev=False)
+        sub.set_defaults(run=spec.run)
+        if name == command:
+            spec.add_options(sub)
     return parser
+
+
+def _add_imds_options(parser):
+    from ..core.config import IMDS_DEADLINE_IN_SECONDS
+    from ..core.imds import DEFAULT_API_VERSION
+    parser.add_argument('--api-version', default=DEFAULT_API_VERSION, help='Scheduled Events api-version.')
+    parser.add_argument('--timeout', type=float, default=IMDS_DEADLINE_IN_SECONDS,
+                        help='Seconds to keep trying before giving up (the first call on a VM can take two minutes).')
+
+
+def _add_list_options(parser):
+    _add_imds_options(parser)
+    parser.add_argument('--this-vm', action='store_true', help='Only events whose Resources name this VM.')
+    parser.add_argument('--document', action='store_true', help='Print the raw document instead.')
+
+
+def _add_show_options(parser):
+    _add_imds_options(parser)
+    parser.add_argument('--event-id', required=True, help='Id (a GUID) of the event, as EventId shows it.')
+
+
+def _add_approve_options(parser):
+    _add_imds_options(parser)
+    parser.add_argument('--event-id', dest='event_ids', nargs='+', required=True, metavar='EVENT_ID',
+                        help='Ids (GUIDs) of the events; approving starts an event for every VM in its Resources.')
+    parser.add_argument('--force', action='store_true', help='Send the approval even for ids not in the document.')
+
+
+def _add_service_options(parser):
+    parser.add_argument('action', choices=('install', 'status'))
+    parser.add_argument('--agent', help='install: the agent file to install.')
+    parser.add_argument('--spec', help='install: the JSON file of the service\'s watch options and secrets.')
+    parser.add_argument('--python', default=sys.executable, help='install: the Python the service runs.')
 
 
 def _add_watch_options(parser):
     """``watch``'s options from ``WatchOptions.specs()``, as ``_params.py`` registers them for az: every
     default ``None``, so that ``WatchOptions.from_arguments`` keeps its own."""
+    from ..core.config import AGENT_STATE_DIR
     from ..core.watchoptions import FLAG, LIST, REPEAT, WatchOptions
     kinds = {FLAG: {'action': 'store_true'}, REPEAT: {'action': 'append'}, LIST: {'nargs': '+'}}
     for spec in WatchOptions.specs():
@@ -159,29 +176,29 @@ def _add_watch_options(parser):
 
 # The commands: each returns the exit code --------------------------------------------------------------
 
-def _list(args, endpoint):
+def _list(args):
     from ..core.vmcommands import list_rows
-    return _on_vm(args, endpoint, lambda client, now: list_rows(client, now=now, this_vm=args.this_vm,
-                                                                document=args.document))
+    return _on_vm(args, lambda client, now: list_rows(client, now=now, this_vm=args.this_vm, document=args.document))
 
 
-def _show(args, endpoint):
+def _show(args):
     from ..core.events import validate_event_id
     from ..core.vmcommands import show_row
     event_id = validate_event_id(args.event_id.strip())
-    return _on_vm(args, endpoint, lambda client, now: show_row(client, event_id, now=now))
+    return _on_vm(args, lambda client, now: show_row(client, event_id, now=now))
 
 
-def _approve(args, endpoint):
+def _approve(args):
     from ..core.events import validate_event_id
     from ..core.vmcommands import approve_rows
     event_ids = [validate_event_id(event_id.strip()) for event_id in args.event_ids]
-    return _on_vm(args, endpoint, lambda client, _: approve_rows(client, event_ids, force=args.force))
+    return _on_vm(args, lambda client, _: approve_rows(client, event_ids, force=args.force))
 
 
-def _on_vm(args, endpoint, call):
+def _on_vm(args, call):
     """Check the IMDS options, ``call(client, now)``, and print its answer as az would."""
     from datetime import datetime, timezone
+    endpoint = _endpoint()
     from .output import render_json
     from ..core.vmcommands import check_imds_options, imds_client
     check_imds_options(api_version=args.api_version, timeout=args.timeout)
@@ -198,12 +215,14 @@ def _table(command, result):
     return render_table((transform_approval_table if command == 'approve' else transform_event_table)(result))
 
 
-def _watch(args, endpoint):
+def _watch(args):
     import contextlib
+    from ..core.config import AGENT_STATE_DIR
     from ..core import daemon
     from ..core.vmcommands import check_imds_options
     from ..core.vocabulary import LineStyle
     from ..core.watchoptions import WatchOptions
+    endpoint = _endpoint()
     options = WatchOptions.from_arguments(vars(args))
     check_imds_options(api_version=options.api_version)
     options.check()
@@ -217,8 +236,20 @@ def _watch(args, endpoint):
     return 0
 
 
-def _service(args, _):
+def _service(args):
     from .service import main as service_main
     if args.action == 'install' and not (args.agent and args.spec):
         raise UsageError('service install needs --agent and --spec.')
     return service_main(args)
+
+
+# typing's NamedTuple would cost an import.
+_Command = namedtuple('_Command', 'run help add_options talks_to_imds', defaults=(True,))
+_COMMANDS = {
+    'list': _Command(_list, 'List the Scheduled Events of this VM.', _add_list_options),
+    'show': _Command(_show, 'Show one event.', _add_show_options),
+    'approve': _Command(_approve, 'Approve events, so that they start now.', _add_approve_options),
+    'watch': _Command(_watch, 'Watch the events and act on each transition, until stopped.', _add_watch_options),
+    'service': _Command(_service, 'Install this agent as a systemd service, or say how it runs.',
+                        _add_service_options, talks_to_imds=False),
+}

@@ -41,11 +41,12 @@ stop() {{ say fail "$1"; say end ''; exit 0; }}
 command -v systemctl >/dev/null 2>&1 \
   || stop 'no systemd here (systemctl not found): the agent runs as a systemd service'
 py=$(command -v python3) || stop 'no python3 here: the agent needs Python {minimum} or newer'
-ver=$("$py" -I -S -c 'import platform; print(platform.python_version())' 2>/dev/null) \
-  || stop "python3 ($py) does not run"
+ver=$("$py" -I -S 2>/dev/null -c \
+  'import sys; print("%d.%d.%d" % sys.version_info[:3]); sys.exit(sys.version_info < {minimum_tuple})')
+recent=$?
+[ -n "$ver" ] || stop "python3 ($py) does not run"
 say python "$ver"
-"$py" -I -S -c 'import sys; sys.exit(sys.version_info < {minimum_tuple})' \
-  || stop "python3 is $ver: the agent needs {minimum} or newer"
+[ "$recent" = 0 ] || stop "python3 is $ver: the agent needs {minimum} or newer"
 '''
 
 _UNPACK = ('import base64,gzip,hashlib,sys; d=gzip.decompress(base64.b64decode(open(sys.argv[1],"rb").read())); '

@@ -74,12 +74,13 @@ def install(agent_file, spec, *, python):
         result = AgentResult.UNCHANGED
     else:
         result = AgentResult.UPGRADED if existed else AgentResult.INSTALLED
-    _systemctl('daemon-reload')
-    _systemctl('enable', UNIT_NAME)
+    if changed:
+        _systemctl('daemon-reload')
     if result == AgentResult.UPGRADED:
+        _systemctl('enable', UNIT_NAME)
         _systemctl('restart', UNIT_NAME)
     else:
-        _systemctl('start', UNIT_NAME)
+        _systemctl('enable', '--now', UNIT_NAME)     # unchanged: started again if it had been stopped
     return {'result': result, 'version': VERSION, 'python': platform.python_version(),
             'active': _systemctl('is-active', UNIT_NAME, check=False)}
 

@@ -87,6 +87,8 @@ SYSLOG_SOCKET = '/dev/log'
 COMPLETED_RETENTION_IN_SECONDS = 7 * 24 * 3600
 # Where a service keeps its state; under az without --state-dir it is this name under az's config directory.
 SERVICE_STATE_DIR = '/var/lib/scheduled-events'
+# Its secrets (an Event Grid key), root only: never on a command line.
+SERVICE_ENVIRONMENT_FILE = '/etc/default/scheduled-events'
 # The standalone agent's, when --state-dir names none.
 AGENT_STATE_DIR = '/var/lib/azure-scheduled-events'
 STATE_DIR_NAME = 'scheduled-events'

@@ -11,11 +11,11 @@ watcher saves its state and exits; stragglers get SIGKILL when ``TimeoutStopSec`
 
 import os
 
-from .config import SERVICE_STATE_DIR
 
-# What az needs under systemd: a config folder of its own, and no telemetry or notices.
-AZ_ENVIRONMENT = (('AZURE_CONFIG_DIR', f'{SERVICE_STATE_DIR}/azure'), ('AZURE_CORE_COLLECT_TELEMETRY', 'false'),
-                  ('AZURE_CORE_ONLY_SHOW_ERRORS', 'true'))
+def az_environment(state_dir):
+    """What az needs under systemd: a config folder of its own in ``state_dir``, and no telemetry or notices."""
+    return (('AZURE_CONFIG_DIR', f'{state_dir}/azure'), ('AZURE_CORE_COLLECT_TELEMETRY', 'false'),
+            ('AZURE_CORE_ONLY_SHOW_ERRORS', 'true'))
 
 
 def systemd_quote(arg):
@@ -26,9 +26,7 @@ def systemd_quote(arg):
     return f'"{escaped}"'
 
 
-def render_unit(argv, *, stop_timeout_in_seconds, description='az scheduled-events watch',
-                state_dir=SERVICE_STATE_DIR, environment=AZ_ENVIRONMENT,
-                environment_file='/etc/default/scheduled-events'):
+def render_unit(argv, *, stop_timeout_in_seconds, description, state_dir, environment, environment_file):
     """The unit text for the command ``argv`` (an absolute program path first), its state in ``state_dir``
     and ``environment`` (``(name, value)`` pairs) set; secrets such as an Event Grid key go in ``environment_file``,
     never on the command line."""

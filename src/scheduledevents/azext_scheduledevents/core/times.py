@@ -9,13 +9,15 @@
     iso_utc(1474309787.25, timespec='milliseconds')     # '2016-09-19T18:29:47.250Z'
 """
 
-import email.utils
 import time
 from datetime import datetime, timezone
+
+# email.utils is imported where it is used: the agent's service commands read ISO times only.
 
 
 def parse_http_date(text):
     """An RFC 1123 date -> aware UTC datetime; ``None`` when ``text`` is not one."""
+    import email.utils
     try:
         parsed = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -27,6 +29,7 @@ def parse_http_date(text):
 
 def format_http_date(moment):
     """Aware datetime -> ``'Mon, 19 Sep 2016 18:29:47 GMT'`` (whole seconds, as IMDS writes it)."""
+    import email.utils
     return email.utils.format_datetime(moment.astimezone(timezone.utc).replace(microsecond=0), usegmt=True)
 
 

@@ -23,6 +23,23 @@ from .azcli import AZ, EXTENSION_SRC, build_and_add_extension
 netguard.install()
 
 
+_FAILED = []
+
+
+def pytest_runtest_logreport(report):
+    if report.failed:
+        crash = getattr(report.longrepr, 'reprcrash', None)
+        reason = crash.message.splitlines()[0][:160] if crash and crash.message else report.when
+        _FAILED.append(f'{report.nodeid.rsplit("/", 1)[-1]} ({reason})')
+
+
+def pytest_unconfigure(config):
+    """Name what failed on the very last line too: CI logs are often read from their end only."""
+    if _FAILED:
+        shown = ', '.join(_FAILED[:5]) + (f' and {len(_FAILED) - 5} more' if len(_FAILED) > 5 else '')
+        print(f'==== failed: {shown} ====', flush=True)
+
+
 @pytest.fixture(scope='session')
 def netguard_log(tmp_path_factory):
     log = tmp_path_factory.mktemp('netguard') / 'violations.log'

@@ -300,18 +300,32 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from azext_scheduledevents.agent.main import main
 code = main(sys.argv[2:])
-sys.stderr.write('ssl imported\n' if 'ssl' in sys.modules else 'no ssl\n')
+heavy = ('ssl', 'http.client', 'azext_scheduledevents.core.imds', 'azext_scheduledevents.core.watch')
+sys.stderr.write(' '.join(name for name in heavy if name in sys.modules) + '\n')
 sys.exit(code)
 '''
+
+
+def imported_heavy(python, zipapp, argv, *, endpoint=None):
+    """(exit code, which of LEAN's heavy modules the agent's ``argv`` imported)."""
+    done = subprocess.run([str(python), '-I', '-S', '-c', LEAN, zipapp, *argv], capture_output=True, text=True,
+                          env={ENDPOINT_ENV: endpoint} if endpoint else {}, timeout=60, check=False)
+    return done.returncode, done.stderr.splitlines()[-1].split()
 
 
 @OLDEST
 @pytest.mark.parametrize('args', [('list',), ('watch', '--once', '--state-dir', '{state}')], ids=['list', 'watch'])
 def test_plain_http_never_imports_ssl(python, zipapp, emulator, tmp_path, args):
     argv = [arg.format(state=tmp_path / 'state') for arg in args]
-    done = subprocess.run([str(python), '-I', '-S', '-c', LEAN, zipapp, *argv], capture_output=True, text=True,
-                          env={ENDPOINT_ENV: emulator.url}, timeout=60, check=False)
-    assert (done.returncode, done.stderr) == (0, 'no ssl\n')
+    code, heavy = imported_heavy(python, zipapp, argv, endpoint=emulator.url)
+    assert code == 0 and 'ssl' not in heavy and 'http.client' in heavy
+
+
+@OLDEST
+@pytest.mark.parametrize('argv, code', [(['--version'], 0), (['service', 'install'], 2)], ids=['version', 'service'])
+def test_commands_that_do_not_talk_to_imds_import_neither_http_nor_the_watcher(python, zipapp, argv, code):
+    """Each install runs ``service`` through Run Command: what it does not need is not imported."""
+    assert imported_heavy(python, zipapp, argv) == (code, [])
 
 
 @OLDEST

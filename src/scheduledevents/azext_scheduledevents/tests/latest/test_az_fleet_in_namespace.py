@@ -29,8 +29,10 @@ def run_in_fresh_network_namespace(module, timeout):
          f'ip link set lo up && exec {sys.executable} -m pytest -q -p no:cacheprovider -rfE {HERE / module}'],
         env=dict(os.environ, SCHEDULED_EVENTS_TEST_NAMESPACE='1'), cwd=HERE.parents[3], capture_output=True,
         text=True, timeout=timeout, check=False)
-    assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
-    assert ' passed' in done.stdout.splitlines()[-1] and 'skipped' not in done.stdout.splitlines()[-1]
+    last = (done.stdout.splitlines() or [''])[-1]
+    # The inner run's last line (what failed, see conftest) leads, so the outer summary names it.
+    assert done.returncode == 0, f'{last}\n{done.stdout[-8000:]}{done.stderr[-2000:]}'
+    assert ' passed' in last and 'skipped' not in last, last
 
 
 # Each module with the most its run may take (seconds).
