@@ -73,10 +73,11 @@ GRID_KEY = 'example-topic-key'
 EMULATOR_URL = 'http://127.0.0.1:8169'                    # the emulator command's default port
 LONG_RUN_IN_SECONDS = 60                                  # the most a long-running example may take to show it works
 
-# This VM is web_0. A Reboot and a Preempt for it, a Freeze for web_1 only.
+# This VM is web_0. A Reboot and a Preempt for it, a Freeze for web_1 only. Approved, each stays Started for
+# 5 s: long enough for a check to read it after az exits, and for watch (a poll a second) to see it Started.
 ON_VM_EVENTS = [
-    {'EventId': EVENT_ID, 'EventType': 'Reboot', 'notice': 600, 'runs_for': 1},
-    {'EventId': PREEMPT_ID, 'EventType': 'Preempt', 'runs_for': 1},
+    {'EventId': EVENT_ID, 'EventType': 'Reboot', 'notice': 600, 'runs_for': 5},
+    {'EventId': PREEMPT_ID, 'EventType': 'Preempt', 'runs_for': 5},
     {'EventId': OTHER_VM_ID, 'EventType': 'Freeze', 'Resources': ['web_1']},
 ]
 # my-rg/web: one Reboot for web_0 and web_3 (the platform puts it in both documents), a Freeze for web_1.

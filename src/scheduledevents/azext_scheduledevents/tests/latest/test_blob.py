@@ -190,7 +190,7 @@ def test_gives_up_at_the_deadline_with_the_last_answer(relayed):
     started = time.monotonic()
     with pytest.raises(BlobError, match=r'within 0.6 s \(last: 503 ServerBusy\)') as raised:
         client.get('x')
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4          # about 0.6 s: not FAST's 5 s, nor for ever
     assert (raised.value.status, raised.value.code) == (503, 'ServerBusy')
     assert len(relay.requests) > 2
 

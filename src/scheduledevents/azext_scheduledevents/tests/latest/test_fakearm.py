@@ -6,6 +6,7 @@
 scale set's model and manual upgrade, zones, and the history of actions and Run Commands."""
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -41,19 +42,23 @@ def test_health_extension_shows_in_the_model_and_the_instance_views(arm):
     assert {i: h.score for i, h in healths(compute).items()} == {'0': 7, '1': 7}
 
 
-def test_reimage_moves_through_real_states_and_the_ledger_sees_it(arm):
-    arm.add_scale_set('rg', 'web', count=2, health_extension=True, simulate_vms=False)
-    compute = compute_for(arm)
-    poller = compute.virtual_machine_scale_set_vms.begin_reimage('rg', 'web', '0', polling_interval=0.05)
-    during = healths(compute)['0']
-    assert (during.provisioning_state, during.power_state) == ('updating', 'stopped') and during.score == 0
-    poller.result()
-    after = healths(compute)['0']
-    assert (after.score, after.health_state) == (3, 'initializing')
-    time.sleep(FAST.health_delay + 0.05)
-    assert healths(compute)['0'].score == 7
-    assert arm.ledger.max_below() == 1
-    assert [r['path'].rsplit('/', 1)[-1] for r in arm.requests('POST')] == ['reimage']
+def test_reimage_moves_through_real_states_and_the_ledger_sees_it(tmp_path):
+    # Slower than FAST, so that a loaded machine still reads each state in time: stopped for 0.8 of the
+    # reimage (1.2 s), initializing for 1 s.
+    timings = replace(FAST, reimage=1.5, health_delay=1.0)
+    with FakeArm(tmp_path, timings=timings) as arm:
+        arm.add_scale_set('rg', 'web', count=2, health_extension=True, simulate_vms=False)
+        compute = compute_for(arm)
+        poller = compute.virtual_machine_scale_set_vms.begin_reimage('rg', 'web', '0', polling_interval=0.05)
+        during = healths(compute)['0']
+        assert (during.provisioning_state, during.power_state) == ('updating', 'stopped') and during.score == 0
+        poller.result()
+        after = healths(compute)['0']
+        assert (after.score, after.health_state) == (3, 'initializing')
+        time.sleep(timings.health_delay + 0.05)
+        assert healths(compute)['0'].score == 7
+        assert arm.ledger.max_below() == 1
+        assert [r['path'].rsplit('/', 1)[-1] for r in arm.requests('POST')] == ['reimage']
 
 
 def test_a_failed_operation_is_an_error(arm):

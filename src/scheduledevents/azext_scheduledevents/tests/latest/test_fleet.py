@@ -76,13 +76,14 @@ def test_one_failing_instance_never_stops_the_others(arm):
     # Random text: too large for Run Command's output window even gzipped.
     scale_set.instances['5'].vm.add_events([{'EventType': 'Freeze', 'Description': os.urandom(3072).hex()}
                                             for _ in range(3)])
-    fleet = Fleet(compute_for(arm), 'rg', vmss_name='web', settings=FanoutSettings(instance_timeout_in_seconds=3))
+    # The timeout applies to every instance: the healthy ones (nsenter, sh and curl, six at once) need room too.
+    fleet = Fleet(compute_for(arm), 'rg', vmss_name='web', settings=FanoutSettings(instance_timeout_in_seconds=8))
     results = {r.target.name: r for r in fleet.read(fleet.targets(), api_version=API)}
     assert results['web_0'].ok
     assert 'RunPowerShellScript' in results['web_1'].error
     assert 'VM agent is not ready' in results['web_2'].error
     assert results['web_3'].error == 'the VM is deallocated, not running'
-    assert 'did not finish within 3 s' in results['web_4'].error
+    assert 'did not finish within 8 s' in results['web_4'].error
     assert "does not fit in Run Command's 4096-byte output window even compressed" in results['web_5'].error
     windows, = [r for r in run_commands(arm) if r['path'].endswith('/1/runCommand')]
     assert windows['body']['commandId'] == 'RunPowerShellScript'
@@ -106,7 +107,7 @@ def test_max_parallel_bounds_the_work_in_flight(tmp_path):
         started = time.monotonic()
         assert all(r.ok for r in fleet.read(fleet.targets(), api_version=API))
         elapsed = time.monotonic() - started
-    assert 1.8 <= elapsed < 6                          # three rounds of 0.6 s, not one
+    assert 1.8 <= elapsed < 12                         # three rounds of 0.6 s, not one
 
 
 def test_approve_on_one_instance(arm):

@@ -109,7 +109,7 @@ def test_failing_and_timed_out_commands(tmp_path):
     assert recorder.handler('x', exit_code=4).run(LINE, timeout=10).status == 'failed'
     started = time.monotonic()
     result = recorder.handler('x', sleep=30).run(LINE, timeout=0.5)
-    assert result.status == 'timeout' and time.monotonic() - started < 5
+    assert result.status == 'timeout' and time.monotonic() - started < 10  # not the 30 s it sleeps
     assert len(recorder.runs('end')) == 1          # the slow one was stopped, its end never written
 
 

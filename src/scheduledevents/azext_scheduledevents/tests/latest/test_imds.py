@@ -97,7 +97,7 @@ def test_gives_up_at_the_deadline(emulator):
     started = time.monotonic()
     with client_for(emulator, retry=policy) as client, pytest.raises(ImdsTimeoutError, match='503'):
         client.get_document()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4          # about 0.5 s: not FAST's 5 s, nor for ever
     assert len(imds_requests(emulator)) > 2
 
 
@@ -142,7 +142,7 @@ def test_refused_connection_ends_at_once():
     started = time.monotonic()
     with pytest.raises(ImdsUnreachableError, match='is this an Azure VM'):
         ImdsClient(f'http://127.0.0.1:{port}').get_document()
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5          # retried, it would go on for the 120 s deadline
 
 
 def test_connect_timeout_ends_quickly():

@@ -17,9 +17,11 @@ FAULT_RATE = 0.2
 
 def test_chaos_zero_missed_zero_duplicates(tmp_path):
     recorder = Recorder.create(tmp_path)
-    # A new event every 0.12 s, each Scheduled for 1 s and Started for 0.8 s: about 15 alive at once.
+    # A new event every 0.12 s, each Scheduled for at most 3 s (approval starts it sooner) and Started for 2 s:
+    # about 20 alive at once. Windows of a second were too short on a loaded machine; with no deadline margin
+    # (5 s by default) a Scheduled handler gets those 3 s rather than the 1 s minimum.
     plans = [{'EventType': ('Freeze', 'Reboot', 'Redeploy', 'Preempt', 'Terminate')[i % 5], 'at': i * 0.12,
-              'notice': 1.0, 'runs_for': 0.8} for i in range(EVENTS)]
+              'notice': 3.0, 'runs_for': 2.0} for i in range(EVENTS)]
     faults = [{'kind': kind, 'probability': FAULT_RATE / 5, 'count': None, **extra} for kind, extra in (
         ('status', {'status': 500}), ('status', {'status': 429, 'retry_after': 0.05}), ('reset', {}),
         ('garbage', {}), ('delay', {'seconds': 0.1}))]
@@ -29,7 +31,7 @@ def test_chaos_zero_missed_zero_duplicates(tmp_path):
         ids = emulator.add_events(plans)
         handlers = {kind: [recorder.handler(kind)] for kind in ('scheduled', 'started', 'completed')}
         with WatcherThread(emulator.url, tmp_path / 'state', commands=handlers, interval_in_seconds=0.05,
-                           policy=ApprovalPolicy(mode='after-handlers')) as watcher:
+                           deadline_margin_in_seconds=0, policy=ApprovalPolicy(mode='after-handlers')) as watcher:
             watcher.wait_for(lambda: len(recorder.runs('end')) == 3 * EVENTS, timeout=180)
         faulted = Counter(r['fault'] for r in emulator.requests() if r['fault'])
     runs = Counter((kind, event_id) for _, kind, event_id in recorder.labels())
