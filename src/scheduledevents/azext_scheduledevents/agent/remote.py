@@ -49,7 +49,9 @@ say python "$ver"
 [ "$recent" = 0 ] || stop "python3 is $ver: the agent needs {minimum} or newer"
 '''
 
-_UNPACK = ('import base64,gzip,hashlib,sys; d=gzip.decompress(base64.b64decode(open(sys.argv[1],"rb").read())); '
+# binascii and zlib read base64 and gzip (wbits 31) without the imports of the base64 and gzip modules.
+_UNPACK = ('import binascii,hashlib,sys,zlib; '
+           'd=zlib.decompress(binascii.a2b_base64(open(sys.argv[1],"rb").read()),31); '
            'sys.exit(3) if hashlib.sha256(d).hexdigest()!=sys.argv[2] else open(sys.argv[3],"wb").write(d)')
 
 _INSTALL = r'''tmp=$(mktemp -d) || stop 'cannot make a temporary folder'

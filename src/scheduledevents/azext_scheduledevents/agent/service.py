@@ -18,7 +18,6 @@ Each answer is one marked line, as the Run Command scripts print them: ``@@se re
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ UNIT_PATH = f'/etc/systemd/system/{UNIT_NAME}'
 ENV_FILE = '/etc/default/azure-scheduled-events-agent'
 STATE_DIR = '/var/lib/azure-scheduled-events'
 STATUS_FILE = f'{STATE_DIR}/{status_file.STATUS_FILE}'
+# As the Run Command script prints it (platform.python_version() would cost an import).
+PYTHON_VERSION = '%d.%d.%d' % sys.version_info[:3]
 
 
 def say(step, body):
@@ -81,14 +82,14 @@ def install(agent_file, spec, *, python):
         _systemctl('restart', UNIT_NAME)
     else:
         _systemctl('enable', '--now', UNIT_NAME)     # unchanged: started again if it had been stopped
-    return {'result': result, 'version': VERSION, 'python': platform.python_version(),
+    return {'result': result, 'version': VERSION, 'python': PYTHON_VERSION,
             'active': _systemctl('is-active', UNIT_NAME, check=False)}
 
 
 def status(*, wall=time.time):
     """How the service runs -> a dict: its version, systemd's view, and the watcher's status file with the
     age of its last poll by this VM's clock."""
-    answer = {'version': VERSION, 'python': platform.python_version(),
+    answer = {'version': VERSION, 'python': PYTHON_VERSION,
               'active': _systemctl('is-active', UNIT_NAME, check=False),
               'enabled': _systemctl('is-enabled', UNIT_NAME, check=False)}
     try:

@@ -13,13 +13,13 @@ units are the ``multi-user.target.wants`` links, as systemd keeps them; a unit's
     python3 -I -S fakearm/systemctl.py --runtime DIR enable --now NAME.service     # the standard library only
 """
 
-import argparse
 import os
-import shlex
 import signal
-import subprocess
 import sys
 import time
+
+# shlex and subprocess (and the re they need) are imported by the verbs that start a unit: each call of the
+# stand-in is a process of its own, and most only read or link a file.
 
 UNIT_DIR = '/etc/systemd/system'
 WANTS_DIR = f'{UNIT_DIR}/multi-user.target.wants'
@@ -41,10 +41,12 @@ def service_section(text):
 
 def exec_argv(value):
     """ExecStart's words as systemd splits them (``$$`` and ``%%`` are its escapes of ``$`` and ``%``)."""
+    import shlex
     return [word.replace('$$', '$').replace('%%', '%') for word in shlex.split(value)]
 
 
 def environment_file(path):
+    import shlex
     values = {}
     try:
         with open(path, encoding='utf-8') as handle:
@@ -81,6 +83,7 @@ class Units:
         env_file = service.get('EnvironmentFile', '')
         if env_file:
             env.update(environment_file(env_file.lstrip('-')))
+        import subprocess
         with open(self._file(name, 'log'), 'ab') as log:
             proc = subprocess.Popen(  # pylint: disable=consider-using-with
                 exec_argv(service['ExecStart']), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -149,29 +152,39 @@ def _alive(pid):
         return False
 
 
+def parse(argv):
+    """``--runtime DIR VERB [--now] UNIT...``, the options anywhere -> (runtime, verb, now, units); by hand,
+    since argparse would double what a call costs."""
+    argv, runtime = list(argv), None
+    if '--runtime' in argv:
+        at = argv.index('--runtime')
+        runtime = argv[at + 1] if at + 1 < len(argv) else None
+        del argv[at:at + 2]
+    now = '--now' in argv
+    words = [arg for arg in argv if arg != '--now']
+    if runtime is None or not words:
+        raise SystemExit('usage: systemctl --runtime DIR VERB [--now] [UNIT...]')
+    return runtime, words[0], now, words[1:]
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='systemctl')
-    parser.add_argument('--runtime', required=True)
-    parser.add_argument('verb')
-    parser.add_argument('--now', action='store_true')
-    parser.add_argument('units', nargs='*')
-    args = parser.parse_intermixed_args(argv)
-    units = Units(args.runtime)
-    if args.verb == 'daemon-reload':
+    runtime, verb, now, names = parse(sys.argv[1:] if argv is None else argv)
+    units = Units(runtime)
+    if verb == 'daemon-reload':
         return 0
     code = 0
-    for name in args.units:
-        if args.verb in ('enable', 'disable'):
-            getattr(units, args.verb)(name)
-            if args.now:
-                (units.start if args.verb == 'enable' else units.stop)(name)
-        elif args.verb == 'restart':
+    for name in names:
+        if verb in ('enable', 'disable'):
+            getattr(units, verb)(name)
+            if now:
+                (units.start if verb == 'enable' else units.stop)(name)
+        elif verb == 'restart':
             units.stop(name)
             units.start(name)
-        elif args.verb in ('start', 'stop', 'is-active', 'is-enabled'):
-            code = max(code, getattr(units, args.verb.replace('-', '_'))(name))
+        elif verb in ('start', 'stop', 'is-active', 'is-enabled'):
+            code = max(code, getattr(units, verb.replace('-', '_'))(name))
         else:
-            print(f'Unknown command verb {args.verb}.', file=sys.stderr)
+            print(f'Unknown command verb {verb}.', file=sys.stderr)
             return 1
     return code
 
