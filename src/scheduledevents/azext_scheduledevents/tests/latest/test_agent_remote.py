@@ -3,7 +3,7 @@
 # Licensed under the MIT License. See License.txt in the project root for license information.
 # --------------------------------------------------------------------------------------------
 """agent/remote.py and agent/deploy.py: the scripts Run Command carries, what they print, and the rows.
-The scripts themselves run on simulated VMs in test_az_agent.py."""
+The scripts themselves run on simulated VMs in test_az_agent.py (a damaged agent is refused here on one)."""
 
 import base64
 import gzip
@@ -13,13 +13,18 @@ import subprocess
 
 import pytest
 
+from azext_scheduledevents.agent.build import build_zipapp
 from azext_scheduledevents.agent.deploy import _verdict, failed
 from azext_scheduledevents.agent.remote import (install_script, install_spec, read_answer,
                                                 secret_names, status_script, uninstall_script, without_secret_urls)
+from azext_scheduledevents.agent.service import AGENT_PATH, UNIT_PATH
 from azext_scheduledevents.core.errors import RunCommandOutputError
 from azext_scheduledevents.core.runcommand import MAX_SCRIPT_IN_BYTES
 from azext_scheduledevents.core.watchoptions import WatchOptions
 from azext_scheduledevents.version import VERSION
+
+from .conftest import require_namespaces
+from .fakearm.vm import SimulatedVm
 
 
 def output(stdout, stderr=''):
@@ -90,6 +95,26 @@ def test_secret_names_are_the_environment_variables_the_options_read():
 def test_the_scripts_are_valid_posix_shell(script):
     done = subprocess.run(['sh', '-n'], input='\n'.join(script).encode(), capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize('damage', ['hash', 'payload'])
+def test_an_agent_that_arrives_damaged_changes_nothing_on_the_vm(tmp_path, damage):
+    require_namespaces()
+    agent = build_zipapp()
+    text = '\n'.join(install_script(agent, install_spec(WatchOptions(), stop_timeout_in_seconds=9))[1])
+    if damage == 'hash':
+        text = text.replace(hashlib.sha256(agent).hexdigest(), '0' * 64)
+    else:                                   # one base64 character of the compressed agent changed
+        at = text.index("<<'AGENT'\n") + 200
+        text = text[:at] + ('A' if text[at] != 'A' else 'B') + text[at + 1:]
+    vm = SimulatedVm('web_0', tmp_path).start().wait_ready()
+    try:
+        _, stdout, _ = vm.run_script(text, timeout=60)
+    finally:
+        vm.stop()
+    assert read_answer(output(stdout.decode()))[1] == {
+        'result': 'failed', 'error': 'the agent arrived damaged (its SHA-256 does not match): nothing was changed'}
+    assert vm.read_file(AGENT_PATH) is None and vm.read_file(UNIT_PATH) is None
 
 
 @pytest.mark.parametrize('answer, state', [
