@@ -37,7 +37,7 @@ ENV_FILE = '/etc/default/azure-scheduled-events-agent'
 STATE_DIR = '/var/lib/azure-scheduled-events'
 STATUS_FILE = f'{STATE_DIR}/{status_file.STATUS_FILE}'
 # As the Run Command script prints it (platform.python_version() would cost an import).
-PYTHON_VERSION = '%d.%d.%d' % sys.version_info[:3]
+PYTHON_VERSION = '.'.join(map(str, sys.version_info[:3]))
 
 
 def say(step, body):
