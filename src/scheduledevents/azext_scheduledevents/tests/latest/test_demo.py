@@ -43,7 +43,8 @@ def test_demo_shows_the_main_job_in_under_two_minutes(az):
     assert re.search(r'Reboot\s+Scheduled\s+Started\s+yes', out)
     # watch: the handler ran, the event was approved and completed, and SIGTERM stopped watch with 0
     event_id = re.search(r'"EventIds": \["([0-9A-F-]{36})"\]', out).group(1)
-    lines = [line.split() for line in out.splitlines() if event_id in line and line.startswith('20')]
+    # watch's own lines start with an ISO date (the handler's log lines with a time of day, which can be 20:..)
+    lines = [line.split() for line in out.splitlines() if event_id in line and re.match(r'\d{4}-\d\d-\d\dT', line)]
     assert [(line[1], line[2]) for line in lines] == [('scheduled', 'Reboot'), ('approved', 'Reboot'),
                                                       ('started', 'Reboot'), ('completed', 'Reboot')]
     assert f'handler ran for scheduled {event_id}: draining' in out
