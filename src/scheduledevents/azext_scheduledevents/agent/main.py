@@ -54,10 +54,7 @@ def main(argv=None):
     """
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        name = _command(argv)
-        if name in _COMMANDS and _COMMANDS[name].talks_to_imds:
-            _import_http_client_without_ssl()
-        args = build_parser(name).parse_args(argv)
+        args = build_parser(_command(argv)).parse_args(argv)
         logging.basicConfig(stream=sys.stderr, format=_DEBUG_FORMAT if args.debug else _LOG_FORMAT,
                             level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING)
         return args.run(args)
@@ -125,6 +122,7 @@ def build_parser(command=None):
 
 
 def _add_imds_options(parser):
+    _import_http_client_without_ssl()           # before core.imds imports it
     from ..core.config import IMDS_DEADLINE_IN_SECONDS
     from ..core.imds import DEFAULT_API_VERSION
     parser.add_argument('--api-version', default=DEFAULT_API_VERSION, help='Scheduled Events api-version.')
@@ -160,6 +158,7 @@ def _add_service_options(parser):
 def _add_watch_options(parser):
     """``watch``'s options from ``WatchOptions.specs()``, as ``_params.py`` registers them for az: every
     default ``None``, so that ``WatchOptions.from_arguments`` keeps its own."""
+    _import_http_client_without_ssl()           # before core.watchoptions imports core.imds
     from ..core.config import AGENT_STATE_DIR
     from ..core.watchoptions import FLAG, LIST, REPEAT, WatchOptions
     kinds = {FLAG: {'action': 'store_true'}, REPEAT: {'action': 'append'}, LIST: {'nargs': '+'}}
@@ -198,9 +197,9 @@ def _approve(args):
 def _on_vm(args, call):
     """Check the IMDS options, ``call(client, now)``, and print its answer as az would."""
     from datetime import datetime, timezone
-    endpoint = _endpoint()
     from .output import render_json
     from ..core.vmcommands import check_imds_options, imds_client
+    endpoint = _endpoint()
     check_imds_options(api_version=args.api_version, timeout=args.timeout)
     with imds_client(endpoint, api_version=args.api_version, timeout=args.timeout) as client:
         result = call(client, datetime.now(timezone.utc))
@@ -244,12 +243,12 @@ def _service(args):
 
 
 # typing's NamedTuple would cost an import.
-_Command = namedtuple('_Command', 'run help add_options talks_to_imds', defaults=(True,))
+_Command = namedtuple('_Command', 'run help add_options')
 _COMMANDS = {
     'list': _Command(_list, 'List the Scheduled Events of this VM.', _add_list_options),
     'show': _Command(_show, 'Show one event.', _add_show_options),
     'approve': _Command(_approve, 'Approve events, so that they start now.', _add_approve_options),
     'watch': _Command(_watch, 'Watch the events and act on each transition, until stopped.', _add_watch_options),
     'service': _Command(_service, 'Install this agent as a systemd service, or say how it runs.',
-                        _add_service_options, talks_to_imds=False),
+                        _add_service_options),
 }
